@@ -1,0 +1,32 @@
+// petrel's configuration: a TOML file (toml++) overlaid by command-line
+// flags (CLI11). Every option is documented in docs/configuration.md and in
+// config/petrel.toml. A bad file fails start with "file:line:column: what".
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+#include "net/server.hpp"
+
+namespace petrel::app {
+
+struct Config {
+  std::string log_level = "info";
+  net::ServerOptions server;
+};
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The defaults: one TCP listener on 0.0.0.0:1883.
+Config default_config();
+
+// Parses a TOML file; throws ConfigError naming file, line and problem.
+Config load_config_file(const std::string& path);
+
+// Parses TOML text (`source` names it in errors).
+Config parse_config(std::string_view toml, const std::string& source);
+
+}  // namespace petrel::app

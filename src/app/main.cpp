@@ -1,0 +1,50 @@
+// petrel: an MQTT broker. `petrel` alone serves 0.0.0.0:1883 with defaults;
+// `petrel --config FILE` runs from a TOML file; flags override the file.
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+
+#include "app/config.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App cli{"petrel: a lightweight, multi-core MQTT broker (MQTT 3.1, 3.1.1 and 5.0)", "petrel"};
+  std::string config_path;
+  std::optional<std::uint16_t> port;
+  std::optional<std::string> bind;
+  std::optional<unsigned> threads;
+  std::optional<std::string> log_level;
+  cli.add_option("-c,--config", config_path, "TOML configuration file (see docs/configuration.md)");
+  cli.add_option("-p,--port", port, "Serve one TCP listener on this port (replaces the file's listeners)");
+  cli.add_option("-b,--bind", bind, "Address for --port (default 0.0.0.0)");
+  cli.add_option("-t,--threads", threads, "Event loops (0 = one per core)");
+  cli.add_option("-l,--log-level", log_level, "trace, debug, info, warn, error, critical or off")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  cli.set_version_flag("-V,--version", "petrel " PETREL_VERSION);
+  CLI11_PARSE(cli, argc, argv);
+
+  petrel::app::Config config;
+  try {
+    config = config_path.empty() ? petrel::app::default_config() : petrel::app::load_config_file(config_path);
+  } catch (const petrel::app::ConfigError& e) {
+    std::fprintf(stderr, "petrel: configuration error: %s\n", e.what());
+    return 2;
+  }
+  if (port || bind) {
+    config.server.listeners.clear();
+    config.server.listeners.push_back(petrel::net::ListenerSpec{"cli", bind.value_or("0.0.0.0"), port.value_or(1883)});
+  }
+  if (threads) config.server.threads = *threads;
+  if (log_level) config.log_level = *log_level;
+
+  spdlog::set_level(spdlog::level::from_str(config.log_level));
+  spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
+  try {
+    petrel::net::Server server(config.server);
+    server.run();
+  } catch (const std::exception& e) {
+    spdlog::critical("{}", e.what());
+    return 1;
+  }
+  return 0;
+}

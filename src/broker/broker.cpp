@@ -1,0 +1,313 @@
+#include "broker/broker.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <boost/asio/post.hpp>
+
+#include "mqtt/topic.hpp"
+
+namespace petrel::broker {
+
+Broker::Broker(BrokerConfig config, store::RetainedStore& retained, store::SessionStore& sessions,
+               boost::asio::io_context& housekeeping)
+    : config_(config), retained_(retained), session_store_(sessions), housekeeping_(housekeeping) {
+  if (config_.sys_interval.count() > 0) {
+    sys_timer_ = std::make_unique<boost::asio::steady_timer>(housekeeping_);
+    boost::asio::post(housekeeping_, [this] {
+      publish_sys();
+      start_sys_timer();
+    });
+  }
+}
+
+Broker::~Broker() = default;
+
+// ------------------------------------------------------------- sessions --
+
+Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, std::uint32_t expiry_interval,
+                                mqtt::Version version, std::optional<WillMessage> will,
+                                const std::shared_ptr<Transport>& link) {
+  std::vector<MessagePtr> wills_due;
+  Attached out;
+  {
+    std::lock_guard registry(registry_mutex_);
+    SessionPtr s;
+    if (auto it = sessions_.find(client_id); it != sessions_.end()) {
+      s = it->second;
+      std::unique_lock lock(s->mutex);
+      if (auto old = s->link.lock()) {
+        spdlog::info("client {} taken over by a new connection from {} (old connection {})", client_id, link->peer(),
+                     old->peer());
+        old->kick(mqtt::ReasonCode::SessionTakenOver);
+      }
+      s->link.reset();
+      // The old connection's will: a new connection to the session cancels a
+      // delayed will, unless the session ends here (clean start).
+      if (s->will) {
+        if (clean_start || s->will->delay == 0) wills_due.push_back(s->will->message);
+        s->will.reset();
+      }
+      lock.unlock();
+      if (clean_start) {
+        end_session_locked(s, wills_due);
+        s.reset();
+      }
+    }
+    if (!s) {
+      s = std::make_shared<Session>(client_id);
+      sessions_.emplace(client_id, s);
+    } else {
+      out.session_present = true;
+    }
+    std::lock_guard lock(s->mutex);
+    s->generation++;
+    s->link = link;
+    s->set_online(true);
+    s->version = version;
+    s->expiry_interval = expiry_interval;
+    s->will = std::move(will);
+    s->wake_pending = false;
+    out.generation = s->generation;
+    out.session = s;
+  }
+  Stats::add(stats_.clients_connected);
+  if (expiry_interval > 0) session_store_.session_saved(client_id, expiry_interval);
+  for (const auto& w : wills_due) publish(w);
+  return out;
+}
+
+void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool publish_will) {
+  std::vector<MessagePtr> wills_due;
+  {
+    std::lock_guard registry(registry_mutex_);
+    std::unique_lock lock(session->mutex);
+    if (session->generation != generation) return;  // taken over: the new connection owns it
+    Stats::sub(stats_.clients_connected);
+    session->link.reset();
+    session->set_online(false);
+    session->wake_pending = false;
+    const std::uint64_t offline_generation = ++session->generation;
+    std::optional<WillMessage> will = std::move(session->will);
+    session->will.reset();
+    if (!publish_will) will.reset();
+    const std::uint32_t expiry = session->expiry_interval;
+    if (expiry == 0) {
+      lock.unlock();
+      if (will) wills_due.push_back(will->message);  // the session ends now, so its will is due now
+      end_session_locked(session, wills_due);
+    } else {
+      if (will) {
+        const std::uint32_t delay = std::min(will->delay, expiry);
+        if (delay == 0) {
+          wills_due.push_back(will->message);
+        } else {
+          session->will = std::move(will);
+          schedule_will(session, offline_generation, delay);
+        }
+      }
+      if (expiry != 0xFFFFFFFF) schedule_expiry(session, offline_generation, expiry);
+    }
+  }
+  for (const auto& w : wills_due) publish(w);
+}
+
+void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills) {
+  std::unordered_map<std::string, SubscriptionEntry> subs;
+  {
+    std::lock_guard lock(session->mutex);
+    subs.swap(session->subscriptions);
+    if (session->will) wills.push_back(session->will->message);
+    session->will.reset();
+    session->queue.clear();
+    session->inflight.clear();
+    session->inbound_qos2.clear();
+    session->link.reset();
+    session->set_online(false);
+    session->generation++;
+  }
+  remove_subscriptions(*session, subs);
+  if (auto it = sessions_.find(session->client_id()); it != sessions_.end() && it->second == session)
+    sessions_.erase(it);
+  session_store_.session_deleted(session->client_id());
+}
+
+void Broker::remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs) {
+  for (const auto& [filter, _] : subs) {
+    if (tree_.unsubscribe(filter, &session)) Stats::sub(stats_.subscriptions);
+  }
+}
+
+void Broker::schedule(std::chrono::seconds delay, std::function<void()> fn) {
+  auto timer = std::make_shared<boost::asio::steady_timer>(housekeeping_, delay);
+  timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
+    if (!ec) fn();
+  });
+}
+
+void Broker::schedule_will(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay) {
+  std::weak_ptr<Session> weak = session;
+  schedule(std::chrono::seconds(delay), [this, weak, generation] {
+    auto s = weak.lock();
+    if (!s) return;
+    std::optional<WillMessage> will;
+    {
+      std::lock_guard lock(s->mutex);
+      if (s->generation != generation) return;
+      will = std::move(s->will);
+      s->will.reset();
+    }
+    if (will) publish(will->message);
+  });
+}
+
+void Broker::schedule_expiry(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay) {
+  std::weak_ptr<Session> weak = session;
+  schedule(std::chrono::seconds(delay), [this, weak, generation] {
+    auto s = weak.lock();
+    if (!s) return;
+    std::vector<MessagePtr> wills_due;
+    {
+      std::lock_guard registry(registry_mutex_);
+      {
+        std::lock_guard lock(s->mutex);
+        if (s->generation != generation) return;
+      }
+      spdlog::debug("session {} expired", s->client_id());
+      end_session_locked(s, wills_due);
+    }
+    for (const auto& w : wills_due) publish(w);
+  });
+}
+
+std::size_t Broker::session_count() const {
+  std::lock_guard registry(registry_mutex_);
+  return sessions_.size();
+}
+
+void Broker::disconnect_all(mqtt::ReasonCode reason) {
+  std::lock_guard registry(registry_mutex_);
+  for (auto& [_, s] : sessions_) {
+    std::lock_guard lock(s->mutex);
+    if (auto link = s->link.lock()) link->kick(reason);
+  }
+}
+
+// -------------------------------------------------------------- routing --
+
+std::size_t Broker::publish(const MessagePtr& m) {
+  if (m->retain() && config_.retain_available) {
+    if (m->payload().empty()) {
+      retained_.erase(m->topic());
+    } else {
+      retained_.set(m);
+    }
+  }
+  thread_local std::vector<SubscriptionMatch> matches;
+  matches.clear();
+  tree_.match(m->topic(), matches);
+  if (matches.empty()) return 0;
+  // Overlapping subscriptions of one session become one delivery at the
+  // highest granted QoS carrying every matching subscription identifier.
+  std::sort(matches.begin(), matches.end(),
+            [](const SubscriptionMatch& a, const SubscriptionMatch& b) { return a.session.get() < b.session.get(); });
+  std::size_t delivered = 0;
+  for (std::size_t i = 0; i < matches.size();) {
+    Session* target = matches[i].session.get();
+    Delivery d;
+    bool any = false;
+    std::size_t j = i;
+    for (; j < matches.size() && matches[j].session.get() == target; ++j) {
+      const auto& match = matches[j];
+      if (match.options.no_local && !match.shared && target->client_id() == m->origin_client_id()) continue;
+      d.qos = std::max(d.qos, std::min(m->qos(), match.options.qos));
+      d.retain = d.retain || (match.options.retain_as_published && m->retain());
+      if (match.subscription_id) d.subscription_ids.push_back(match.subscription_id);
+      any = true;
+    }
+    if (any) {
+      d.message = m;
+      auto r = target->enqueue(std::move(d), config_.max_queued_messages, config_.queue_qos0_offline);
+      if (r.queued) ++delivered;
+      if (r.dropped) Stats::add(stats_.publish_dropped);
+    }
+    i = j;
+  }
+  matches.clear();
+  return delivered;
+}
+
+bool Broker::subscribe(const SessionPtr& session, const std::string& filter, const mqtt::SubscribeOptions& options,
+                       std::uint32_t subscription_id) {
+  {
+    std::lock_guard lock(session->mutex);
+    session->subscriptions[filter] = SubscriptionEntry{options, subscription_id};
+  }
+  const bool replaced = tree_.subscribe(filter, session, options, subscription_id);
+  if (!replaced) Stats::add(stats_.subscriptions);
+  session_store_.subscription_added(session->client_id(), filter, options, subscription_id);
+  return replaced;
+}
+
+bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter) {
+  {
+    std::lock_guard lock(session->mutex);
+    session->subscriptions.erase(filter);
+  }
+  const bool existed = tree_.unsubscribe(filter, session.get());
+  if (existed) {
+    Stats::sub(stats_.subscriptions);
+    session_store_.subscription_removed(session->client_id(), filter);
+  }
+  return existed;
+}
+
+void Broker::send_retained(const SessionPtr& session, const std::string& filter, const SubscriptionEntry& entry) {
+  if (mqtt::parse_shared(filter)) return;  // retained messages are not sent to shared subscriptions
+  std::vector<MessagePtr> found;
+  retained_.match(filter, found);
+  const auto now = Clock::now();
+  for (auto& m : found) {
+    if (m->expired(now)) continue;
+    Delivery d;
+    d.message = m;
+    d.qos = std::min(m->qos(), entry.options.qos);
+    d.retain = true;
+    if (entry.subscription_id) d.subscription_ids.push_back(entry.subscription_id);
+    auto r = session->enqueue(std::move(d), config_.max_queued_messages, true);
+    if (r.dropped) Stats::add(stats_.publish_dropped);
+  }
+}
+
+// ---------------------------------------------------------------- $SYS --
+
+void Broker::start_sys_timer() {
+  sys_timer_->expires_after(config_.sys_interval);
+  sys_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec) return;
+    publish_sys();
+    start_sys_timer();
+  });
+}
+
+void Broker::publish_sys() {
+  auto put = [this](const std::string& topic, std::string value) {
+    publish(std::make_shared<Message>("$SYS/broker/" + topic, std::move(value), 0, true, mqtt::Properties{}, ""));
+  };
+  const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
+  put("version", "petrel " PETREL_VERSION);
+  put("uptime", std::to_string(uptime) + " seconds");
+  put("clients/connected", std::to_string(Stats::get(stats_.clients_connected)));
+  put("clients/total", std::to_string(session_count()));
+  put("messages/received", std::to_string(Stats::get(stats_.messages_received)));
+  put("messages/sent", std::to_string(Stats::get(stats_.messages_sent)));
+  put("publish/messages/received", std::to_string(Stats::get(stats_.publish_received)));
+  put("publish/messages/sent", std::to_string(Stats::get(stats_.publish_sent)));
+  put("publish/messages/dropped", std::to_string(Stats::get(stats_.publish_dropped)));
+  put("bytes/received", std::to_string(Stats::get(stats_.bytes_received)));
+  put("bytes/sent", std::to_string(Stats::get(stats_.bytes_sent)));
+  put("subscriptions/count", std::to_string(Stats::get(stats_.subscriptions)));
+  put("retained messages/count", std::to_string(retained_.size()));
+}
+
+}  // namespace petrel::broker

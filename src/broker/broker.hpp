@@ -1,0 +1,93 @@
+// The broker core: the session registry, the subscription tree, the retained
+// store and routing. It knows nothing of sockets: connections reach it
+// through broker::Client, and it reaches them through Transport.
+//
+// Threading: called concurrently from every event loop. The registry has its
+// own mutex (taken on connect, disconnect and session expiry, never on the
+// publish path); the topic tree and retained store have reader/writer locks;
+// each session has a mutex. Lock order: registry -> session; the tree and the
+// retained store are never held while a session lock is taken. Timers (will
+// delay, session expiry, $SYS) run on the housekeeping io_context.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/config.hpp"
+#include "broker/session.hpp"
+#include "broker/stats.hpp"
+#include "broker/topic_tree.hpp"
+#include "store/store.hpp"
+
+namespace petrel::broker {
+
+class Broker {
+ public:
+  Broker(BrokerConfig config, store::RetainedStore& retained, store::SessionStore& sessions,
+         boost::asio::io_context& housekeeping);
+  ~Broker();
+
+  const BrokerConfig& config() const { return config_; }
+  Stats& stats() { return stats_; }
+
+  struct Attached {
+    SessionPtr session;
+    bool session_present = false;
+    std::uint64_t generation = 0;
+  };
+  // Attaches a connection to the session of `client_id`, taking it over from
+  // another connection if there is one (which is kicked with 0x8E). Handles
+  // clean start and the wills that takeover makes due.
+  Attached attach(const std::string& client_id, bool clean_start, std::uint32_t expiry_interval, mqtt::Version version,
+                  std::optional<WillMessage> will, const std::shared_ptr<Transport>& link);
+
+  // The connection of generation `generation` ended. `publish_will`: the
+  // connection ended without a normal DISCONNECT (or with 0x04).
+  void detach(const SessionPtr& session, std::uint64_t generation, bool publish_will);
+
+  // Routes a message to every matching subscription and stores/clears it as
+  // retained when its retain flag is set. Returns the number of sessions it
+  // was delivered or queued to.
+  std::size_t publish(const MessagePtr& message);
+
+  // Adds a subscription; returns true if it replaced an existing one.
+  bool subscribe(const SessionPtr& session, const std::string& filter, const mqtt::SubscribeOptions& options,
+                 std::uint32_t subscription_id);
+  bool unsubscribe(const SessionPtr& session, const std::string& filter);
+  // Queues the retained messages matching `filter` to `session`.
+  void send_retained(const SessionPtr& session, const std::string& filter, const SubscriptionEntry& entry);
+
+  // Kicks every connection (server shutting down).
+  void disconnect_all(mqtt::ReasonCode reason);
+
+  std::size_t session_count() const;
+
+ private:
+  void end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills);
+  void remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs);
+  void schedule(std::chrono::seconds delay, std::function<void()> fn);
+  void schedule_will(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
+  void schedule_expiry(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
+  void publish_sys();
+  void start_sys_timer();
+
+  BrokerConfig config_;
+  store::RetainedStore& retained_;
+  store::SessionStore& session_store_;
+  boost::asio::io_context& housekeeping_;
+  Stats stats_;
+  TopicTree tree_;
+
+  mutable std::mutex registry_mutex_;
+  std::unordered_map<std::string, SessionPtr> sessions_;
+
+  std::unique_ptr<boost::asio::steady_timer> sys_timer_;
+  const Clock::time_point started_ = Clock::now();
+};
+
+}  // namespace petrel::broker

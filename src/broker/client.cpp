@@ -1,0 +1,518 @@
+#include "broker/client.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <random>
+
+#include "mqtt/topic.hpp"
+#include "mqtt/wire.hpp"
+
+namespace petrel::broker {
+
+using mqtt::ReasonCode;
+using mqtt::Version;
+
+namespace {
+
+// Bytes a delivery may hold in the connection's write queue before flush()
+// stops pulling from the session queue (back-pressure to the session queue).
+constexpr std::size_t kWriteHighWater = 1 << 20;
+
+std::string assigned_client_id() {
+  thread_local std::mt19937_64 rng{std::random_device{}()};
+  return fmt::format("petrel-{:016x}", rng());
+}
+
+bool is_sys_topic(std::string_view topic) { return topic.substr(0, 4) == "$SYS"; }
+
+}  // namespace
+
+Client::Client(Broker& broker, Transport& transport)
+    : broker_(broker), transport_(transport), reader_(broker.config().max_packet_size) {}
+
+Client::~Client() = default;
+
+// ----------------------------------------------------------------- input --
+
+void Client::on_bytes(std::string_view data) {
+  if (state_ == State::Closing) return;
+  reader_.feed(data);
+  try {
+    while (state_ != State::Closing) {
+      auto frame = reader_.next();
+      if (!frame) break;
+      handle(*frame);
+    }
+  } catch (const mqtt::ProtocolError& e) {
+    fail(e.code(), e.what());
+  }
+}
+
+void Client::handle(const mqtt::Frame& frame) {
+  Stats::add(broker_.stats().messages_received);
+  if (state_ == State::AwaitConnect) {
+    handle_connect(frame);
+    return;
+  }
+  mqtt::Packet packet = mqtt::decode(frame, version_);
+  std::visit(
+      [&](auto& p) {
+        using T = std::decay_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, mqtt::Publish>) {
+          on_publish(p);
+        } else if constexpr (std::is_same_v<T, mqtt::PubAck>) {
+          on_puback(p);
+        } else if constexpr (std::is_same_v<T, mqtt::Subscribe>) {
+          on_subscribe(p);
+        } else if constexpr (std::is_same_v<T, mqtt::Unsubscribe>) {
+          on_unsubscribe(p);
+        } else if constexpr (std::is_same_v<T, mqtt::Pingreq>) {
+          send(mqtt::Pingresp{});
+        } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
+          on_disconnect(p);
+        } else if constexpr (std::is_same_v<T, mqtt::Connect>) {
+          mqtt::protocol_error("second CONNECT");
+        } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
+          mqtt::protocol_error("AUTH without an authentication method in use");
+        } else {
+          mqtt::protocol_error(fmt::format("{} is sent by servers only", mqtt::to_string(mqtt::packet_type(packet))));
+        }
+      },
+      packet);
+}
+
+// -------------------------------------------------------------- CONNECT --
+
+void Client::handle_connect(const mqtt::Frame& frame) {
+  // Which CONNACK format to answer errors in: v5 if the packet says so.
+  const bool looks_v5 = frame.body.size() > 6 && frame.body.substr(0, 6) == std::string_view("\0\4MQTT", 6) &&
+                        frame.body[6] == 5;
+  mqtt::Connect c;
+  try {
+    c = mqtt::decode_connect(frame);
+  } catch (const mqtt::ProtocolError& e) {
+    if (e.code() == ReasonCode::UnsupportedProtocolVersion) {
+      refuse_connect(Version::V311, e.code(), e.what());
+    } else if (looks_v5) {
+      refuse_connect(Version::V5, e.code(), e.what());
+    } else {
+      end(false, fmt::format("invalid CONNECT: {}", e.what()));
+    }
+    return;
+  }
+  version_ = c.version;
+  const auto& cfg = broker_.config();
+  const bool v5 = version_ == Version::V5;
+
+  if (c.client_id.empty()) {
+    if (version_ == Version::V31 || (version_ == Version::V311 && !c.clean_start) || !cfg.allow_empty_client_id)
+      return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid, "empty client identifier");
+  }
+  if (c.properties.authentication_method)
+    return refuse_connect(version_, ReasonCode::BadAuthenticationMethod,
+                          fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
+  if (c.will && !mqtt::valid_topic_name(c.will->topic))
+    return refuse_connect(version_, ReasonCode::TopicNameInvalid, "invalid will topic");
+  if (c.will && c.will->qos > cfg.max_qos)
+    return refuse_connect(version_, ReasonCode::QoSNotSupported, "will QoS above maximum QoS");
+  if (c.will && c.will->retain && !cfg.retain_available)
+    return refuse_connect(version_, ReasonCode::RetainNotSupported, "will retain not supported");
+
+  mqtt::Connack ack;
+  keep_alive_ = c.keep_alive;
+  if (c.keep_alive > cfg.max_keep_alive || (c.keep_alive == 0 && cfg.max_keep_alive < 65535)) {
+    if (!v5) {
+      return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid,
+                            fmt::format("keep alive {} exceeds the maximum {}", c.keep_alive, cfg.max_keep_alive));
+    }
+    keep_alive_ = cfg.max_keep_alive;
+    ack.properties.server_keep_alive = keep_alive_;
+  }
+
+  std::uint32_t expiry = 0;
+  if (v5) {
+    expiry = c.properties.session_expiry_interval.value_or(0);
+    if (expiry > cfg.max_session_expiry) {
+      expiry = cfg.max_session_expiry;
+      ack.properties.session_expiry_interval = expiry;
+    }
+    peer_receive_maximum_ = c.properties.receive_maximum.value_or(65535);
+    peer_max_packet_size_ = c.properties.maximum_packet_size.value_or(268'435'460);
+    peer_topic_alias_maximum_ = c.properties.topic_alias_maximum.value_or(0);
+  } else {
+    expiry = c.clean_start ? 0 : std::min<std::uint32_t>(0xFFFFFFFF, cfg.max_session_expiry);
+  }
+  initial_expiry_ = expiry;
+
+  client_id_ = c.client_id;
+  if (client_id_.empty()) {
+    client_id_ = assigned_client_id();
+    if (v5) ack.properties.assigned_client_identifier = client_id_;
+  }
+
+  std::optional<WillMessage> will;
+  if (c.will) {
+    auto props = c.will->properties;
+    const std::uint32_t delay = props.will_delay_interval.value_or(0);
+    props.will_delay_interval.reset();
+    will = WillMessage{std::make_shared<Message>(c.will->topic, std::move(c.will->payload), c.will->qos, c.will->retain,
+                                                 std::move(props), client_id_),
+                       delay};
+  }
+
+  auto attached = broker_.attach(client_id_, c.clean_start, expiry, version_, std::move(will),
+                                 transport_.shared_transport());
+  session_ = attached.session;
+  generation_ = attached.generation;
+  state_ = State::Connected;
+
+  ack.session_present = attached.session_present;
+  if (v5) {
+    if (cfg.receive_maximum != 65535) ack.properties.receive_maximum = cfg.receive_maximum;
+    ack.properties.maximum_packet_size = cfg.max_packet_size;
+    if (cfg.topic_alias_maximum) ack.properties.topic_alias_maximum = cfg.topic_alias_maximum;
+    if (cfg.max_qos < 2) ack.properties.maximum_qos = cfg.max_qos;
+    if (!cfg.retain_available) ack.properties.retain_available = 0;
+  }
+  send(ack);
+  spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}", client_id_,
+               transport_.peer(), mqtt::to_string(version_), c.clean_start, keep_alive_, attached.session_present);
+  if (attached.session_present) resend_inflight();
+  flush();
+}
+
+void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
+  mqtt::Connack ack;
+  ack.reason = rc;
+  std::string out;
+  mqtt::encode(ack, v, out);
+  transport_.send(out);
+  Stats::add(broker_.stats().protocol_errors);
+  spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
+               mqtt::to_string(rc), static_cast<unsigned>(rc), why);
+  state_ = State::Closing;
+  transport_.close();
+}
+
+// -------------------------------------------------------------- PUBLISH --
+
+void Client::on_publish(mqtt::Publish& p) {
+  const auto& cfg = broker_.config();
+  Stats::add(broker_.stats().publish_received);
+  if (p.qos > cfg.max_qos) throw mqtt::ProtocolError(ReasonCode::QoSNotSupported, "QoS above maximum QoS");
+  if (p.retain && !cfg.retain_available) throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
+  if (auto alias = p.properties.topic_alias) {
+    if (*alias > cfg.topic_alias_maximum)
+      throw mqtt::ProtocolError(ReasonCode::TopicAliasInvalid,
+                                fmt::format("topic alias {} above maximum {}", *alias, cfg.topic_alias_maximum));
+    if (p.topic.empty()) {
+      auto it = inbound_aliases_.find(*alias);
+      if (it == inbound_aliases_.end()) mqtt::protocol_error(fmt::format("unknown topic alias {}", *alias));
+      p.topic = it->second;
+    } else {
+      inbound_aliases_[*alias] = p.topic;
+    }
+  }
+
+  if (p.qos == 2) {
+    std::lock_guard lock(session_->mutex);
+    if (session_->inbound_qos2.contains(p.packet_id)) {
+      // A retransmission of a message already received: acknowledge only.
+      mqtt::PubAck rec{mqtt::PacketType::Pubrec, p.packet_id, ReasonCode::Success, {}};
+      send(rec);
+      return;
+    }
+    if (version_ == Version::V5 && session_->inbound_qos2.size() >= cfg.receive_maximum)
+      throw mqtt::ProtocolError(ReasonCode::ReceiveMaximumExceeded, "more QoS 2 messages in flight than Receive Maximum");
+    session_->inbound_qos2.insert(p.packet_id);
+  }
+
+  std::size_t receivers = 0;
+  if (!is_sys_topic(p.topic)) {
+    auto message = std::make_shared<const Message>(std::move(p.topic), std::move(p.payload), p.qos, p.retain,
+                                                   std::move(p.properties), client_id_);
+    receivers = broker_.publish(message);
+  }
+  if (p.qos > 0) {
+    mqtt::PubAck ack;
+    ack.type = p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec;
+    ack.packet_id = p.packet_id;
+    ack.reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
+    send(ack);
+  }
+}
+
+void Client::on_puback(const mqtt::PubAck& a) {
+  using mqtt::PacketType;
+  std::optional<mqtt::PubAck> reply;
+  {
+    std::lock_guard lock(session_->mutex);
+    if (session_->generation != generation_) return;
+    if (a.type == PacketType::Pubrel) {
+      const bool known = session_->inbound_qos2.erase(a.packet_id) > 0;
+      reply = mqtt::PubAck{PacketType::Pubcomp, a.packet_id,
+                           known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound, {}};
+    } else {
+      auto it = session_->inflight.find(a.packet_id);
+      const bool found = it != session_->inflight.end();
+      switch (a.type) {
+        case PacketType::Puback:
+          if (found && it->second.state == OutState::AwaitPuback) session_->inflight.erase(it);
+          break;
+        case PacketType::Pubrec:
+          if (!found || it->second.state == OutState::AwaitPuback) {
+            reply = mqtt::PubAck{PacketType::Pubrel, a.packet_id, ReasonCode::PacketIdentifierNotFound, {}};
+          } else if (static_cast<unsigned>(a.reason) >= 0x80) {
+            session_->inflight.erase(it);  // the receiver refused it: the flow ends here
+          } else {
+            it->second.state = OutState::AwaitPubcomp;
+            reply = mqtt::PubAck{PacketType::Pubrel, a.packet_id, ReasonCode::Success, {}};
+          }
+          break;
+        case PacketType::Pubcomp:
+          if (found && it->second.state == OutState::AwaitPubcomp) session_->inflight.erase(it);
+          break;
+        default: break;
+      }
+    }
+  }
+  if (reply) send(*reply);
+  flush();
+}
+
+// ------------------------------------------------------------ SUBSCRIBE --
+
+void Client::on_subscribe(const mqtt::Subscribe& s) {
+  const auto& cfg = broker_.config();
+  const std::uint32_t sub_id = s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
+  mqtt::Suback ack;
+  ack.packet_id = s.packet_id;
+  std::vector<std::pair<const mqtt::Subscription*, mqtt::SubscribeOptions>> retained;
+  for (const auto& sub : s.subscriptions) {
+    auto shared = mqtt::parse_shared(sub.filter);
+    const bool valid = shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(sub.filter);
+    if (!valid) {
+      ack.reasons.push_back(ReasonCode::TopicFilterInvalid);
+      continue;
+    }
+    if (shared && sub.options.no_local) mqtt::protocol_error("no local on a shared subscription");
+    auto options = sub.options;
+    options.qos = std::min(options.qos, cfg.max_qos);
+    const bool existed = broker_.subscribe(session_, sub.filter, options, sub_id);
+    ack.reasons.push_back(static_cast<ReasonCode>(options.qos));
+    if (!shared && (options.retain_handling == 0 || (options.retain_handling == 1 && !existed)))
+      retained.emplace_back(&sub, options);
+  }
+  send(ack);
+  for (const auto& [sub, options] : retained) broker_.send_retained(session_, sub->filter, SubscriptionEntry{options, sub_id});
+}
+
+void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
+  mqtt::Unsuback ack;
+  ack.packet_id = u.packet_id;
+  for (const auto& filter : u.filters) {
+    auto shared = mqtt::parse_shared(filter);
+    const bool valid = shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(filter);
+    if (!valid) {
+      ack.reasons.push_back(ReasonCode::TopicFilterInvalid);
+      continue;
+    }
+    const bool existed = broker_.unsubscribe(session_, filter);
+    ack.reasons.push_back(existed ? ReasonCode::Success : ReasonCode::NoSubscriptionExisted);
+  }
+  send(ack);
+}
+
+// ----------------------------------------------------------- DISCONNECT --
+
+void Client::on_disconnect(const mqtt::Disconnect& d) {
+  if (auto expiry = d.properties.session_expiry_interval) {
+    if (initial_expiry_ == 0 && *expiry != 0)
+      mqtt::protocol_error("DISCONNECT sets a session expiry interval after CONNECT set 0");
+    std::lock_guard lock(session_->mutex);
+    if (session_->generation == generation_)
+      session_->expiry_interval = std::min(*expiry, broker_.config().max_session_expiry);
+  }
+  const bool with_will = d.reason == ReasonCode::DisconnectWithWill;
+  end(with_will, fmt::format("client sent DISCONNECT ({})", mqtt::to_string(d.reason)));
+}
+
+void Client::kick(ReasonCode reason) {
+  if (state_ == State::Closing) return;
+  if (state_ == State::Connected && version_ == Version::V5) send(mqtt::Disconnect{reason, {}});
+  end(true, fmt::format("disconnected by server: {}", mqtt::to_string(reason)));
+}
+
+void Client::on_timeout() {
+  if (state_ == State::Closing) return;
+  if (state_ == State::AwaitConnect) {
+    end(false, "no CONNECT within the connect timeout");
+    return;
+  }
+  if (version_ == Version::V5) send(mqtt::Disconnect{ReasonCode::KeepAliveTimeout, {}});
+  end(true, fmt::format("keep alive timeout ({} s x 1.5)", keep_alive_));
+}
+
+void Client::on_closed(std::string_view why) {
+  if (state_ == State::Closing) return;
+  end(true, why);
+}
+
+void Client::fail(ReasonCode rc, std::string_view why) {
+  Stats::add(broker_.stats().protocol_errors);
+  if (state_ == State::Closing) return;
+  if (state_ == State::Connected && version_ == Version::V5) {
+    mqtt::Disconnect d{rc, {}};
+    d.properties.reason_string = std::string(why);
+    send(d);
+  } else if (state_ == State::AwaitConnect && rc != ReasonCode::MalformedPacket && version_ == Version::V5) {
+    refuse_connect(Version::V5, rc, why);
+    return;
+  }
+  end(true, fmt::format("{} (0x{:02X}): {}", mqtt::to_string(rc), static_cast<unsigned>(rc), why));
+}
+
+void Client::end(bool publish_will, std::string_view why) {
+  const bool was_connected = state_ == State::Connected;
+  state_ = State::Closing;
+  if (was_connected) {
+    broker_.detach(session_, generation_, publish_will);
+    spdlog::info("client disconnected: id={} peer={} reason={}", client_id_, transport_.peer(), why);
+  } else {
+    spdlog::info("connection closed before CONNECT: peer={} reason={}", transport_.peer(), why);
+  }
+  transport_.close();
+}
+
+// --------------------------------------------------------------- output --
+
+void Client::send(const mqtt::Packet& p) {
+  scratch_.clear();
+  mqtt::encode(p, version_, scratch_);
+  transport_.send(scratch_);
+  Stats::add(broker_.stats().messages_sent);
+}
+
+std::size_t Client::publish_size(const Delivery& d, Clock::time_point now) const {
+  const auto& m = *d.message;
+  std::size_t n = 2 + m.topic().size() + (d.qos ? 2 : 0) + m.payload().size();
+  if (version_ == Version::V5) {
+    std::size_t props = m.properties_length();
+    if (m.has_expiry()) props += 5;
+    for (auto id : d.subscription_ids) props += 1 + mqtt::varint_size(id);
+    n += mqtt::varint_size(static_cast<std::uint32_t>(props)) + props;
+  }
+  (void)now;
+  return 1 + mqtt::varint_size(static_cast<std::uint32_t>(n)) + n;
+}
+
+void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
+  const auto now = Clock::now();
+  const bool v5 = version_ == Version::V5;
+  const bool alias_out = v5 && broker_.config().topic_alias_to_client && peer_topic_alias_maximum_ > 0;
+  Stats::add(broker_.stats().publish_sent);
+  Stats::add(broker_.stats().messages_sent);
+  if (!dup && !alias_out && (!v5 || (d.subscription_ids.empty() && !d.message->has_expiry()))) {
+    // Shared encoding: the same bytes for every subscriber of this form.
+    auto e = d.message->encoded(version_, d.qos, d.retain);
+    if (d.qos == 0) {
+      transport_.send_shared(e.bytes, 0, e.bytes->size());
+    } else {
+      const char id[2] = {static_cast<char>(packet_id >> 8), static_cast<char>(packet_id & 0xFF)};
+      transport_.send_shared(e.bytes, 0, e.id_offset);
+      transport_.send(std::string_view(id, 2));
+      transport_.send_shared(e.bytes, e.id_offset + 2, e.bytes->size() - e.id_offset - 2);
+    }
+    return;
+  }
+  mqtt::Publish p = d.message->to_publish(d.qos, d.retain, now);
+  p.packet_id = packet_id;
+  p.dup = dup;
+  if (v5) {
+    p.properties.subscription_identifiers = d.subscription_ids;
+    if (alias_out) {
+      if (auto it = outbound_aliases_.find(p.topic); it != outbound_aliases_.end()) {
+        p.properties.topic_alias = it->second;
+        p.topic.clear();
+      } else if (outbound_aliases_.size() < peer_topic_alias_maximum_) {
+        const auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
+        outbound_aliases_.emplace(p.topic, alias);
+        p.properties.topic_alias = alias;
+      }
+    }
+  }
+  scratch_.clear();
+  mqtt::encode_publish(p, version_, scratch_);
+  transport_.send(scratch_);
+}
+
+void Client::resend_inflight() {
+  std::vector<std::pair<std::uint16_t, Inflight>> pending;
+  {
+    std::lock_guard lock(session_->mutex);
+    if (session_->generation != generation_) return;
+    pending.assign(session_->inflight.begin(), session_->inflight.end());
+  }
+  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+  for (const auto& [id, f] : pending) {
+    if (f.state == OutState::AwaitPubcomp) {
+      send(mqtt::PubAck{mqtt::PacketType::Pubrel, id, ReasonCode::Success, {}});
+    } else {
+      send_publish(f.delivery, id, true);
+    }
+  }
+}
+
+void Client::flush() {
+  if (state_ != State::Connected) return;
+  struct Out {
+    Delivery delivery;
+    std::uint16_t packet_id;
+  };
+  thread_local std::vector<Out> batch;
+  batch.clear();
+  const auto& cfg = broker_.config();
+  const std::size_t window = std::min<std::size_t>(cfg.max_inflight, peer_receive_maximum_);
+  const auto now = Clock::now();
+  std::size_t budget = transport_.pending_bytes() < kWriteHighWater ? kWriteHighWater - transport_.pending_bytes() : 0;
+  std::uint64_t dropped = 0;
+  {
+    std::lock_guard lock(session_->mutex);
+    if (session_->generation != generation_) return;
+    session_->wake_pending = false;
+    auto& queue = session_->queue;
+    while (!queue.empty() && budget > 0) {
+      Delivery& d = queue.front();
+      if (d.message->expired(now)) {
+        queue.pop_front();
+        ++dropped;
+        continue;
+      }
+      const std::size_t size = publish_size(d, now);
+      if (size > peer_max_packet_size_) {
+        // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
+        queue.pop_front();
+        ++dropped;
+        continue;
+      }
+      std::uint16_t id = 0;
+      if (d.qos > 0) {
+        if (session_->inflight.size() >= window) break;
+        id = session_->allocate_packet_id();
+        if (id == 0) break;
+        Inflight f{d, d.qos == 1 ? OutState::AwaitPuback : OutState::AwaitPubrec, session_->next_order++};
+        session_->inflight.emplace(id, std::move(f));
+      }
+      budget = size >= budget ? 0 : budget - size;
+      batch.push_back(Out{std::move(d), id});
+      queue.pop_front();
+    }
+  }
+  if (dropped) Stats::add(broker_.stats().publish_dropped, dropped);
+  for (const auto& o : batch) send_publish(o.delivery, o.packet_id, false);
+  batch.clear();
+}
+
+}  // namespace petrel::broker

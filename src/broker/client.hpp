@@ -1,0 +1,83 @@
+// broker::Client: the MQTT protocol state machine of one network connection.
+// It turns the bytes a connection receives into packets (through the codec),
+// acts on them against the Broker (connect, publish, subscribe, acks), and
+// writes its answers and deliveries through the connection's Transport. It
+// owns the per-connection state (protocol version, keep alive, topic aliases,
+// the peer's limits); the per-client-id state lives in its Session.
+//
+// Threading: every method runs on the connection's event loop.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "broker/broker.hpp"
+#include "mqtt/codec.hpp"
+
+namespace petrel::broker {
+
+class Client {
+ public:
+  Client(Broker& broker, Transport& transport);
+  ~Client();
+
+  // Bytes from the peer.
+  void on_bytes(std::string_view data);
+  // Deliver what the session has queued, within the flow-control window.
+  void flush();
+  // The server ends the connection (takeover, shutdown).
+  void kick(mqtt::ReasonCode reason);
+  // The keep-alive or CONNECT deadline passed.
+  void on_timeout();
+  // The network connection is gone; `why` says how, for the log.
+  void on_closed(std::string_view why);
+
+  bool connected() const { return state_ == State::Connected; }
+  bool closing() const { return state_ == State::Closing; }
+  // The keep alive in force (0 = none). The connection closes after 1.5x.
+  std::uint16_t keep_alive() const { return keep_alive_; }
+  const std::string& client_id() const { return client_id_; }
+
+ private:
+  enum class State : std::uint8_t { AwaitConnect, Connected, Closing };
+
+  void handle(const mqtt::Frame& frame);
+  void handle_connect(const mqtt::Frame& frame);
+  void on_publish(mqtt::Publish& p);
+  void on_puback(const mqtt::PubAck& a);
+  void on_subscribe(const mqtt::Subscribe& s);
+  void on_unsubscribe(const mqtt::Unsubscribe& u);
+  void on_disconnect(const mqtt::Disconnect& d);
+
+  void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
+  void fail(mqtt::ReasonCode rc, std::string_view why);
+  void end(bool publish_will, std::string_view why);
+  void send(const mqtt::Packet& p);
+  void send_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
+  void resend_inflight();
+  std::size_t publish_size(const Delivery& d, Clock::time_point now) const;
+
+  Broker& broker_;
+  Transport& transport_;
+  mqtt::FrameReader reader_;
+  State state_ = State::AwaitConnect;
+  mqtt::Version version_ = mqtt::Version::V311;
+  std::string client_id_;
+  SessionPtr session_;
+  std::uint64_t generation_ = 0;
+  std::uint16_t keep_alive_ = 0;
+  std::uint32_t initial_expiry_ = 0;
+  // The peer's limits (MQTT 5 CONNECT properties).
+  std::uint16_t peer_receive_maximum_ = 65535;
+  std::uint32_t peer_max_packet_size_ = 268'435'460;
+  std::uint16_t peer_topic_alias_maximum_ = 0;
+  // Topic aliases: from the peer (alias -> topic) and to the peer (topic -> alias).
+  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
+  std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+  std::string scratch_;
+};
+
+}  // namespace petrel::broker

@@ -1,0 +1,100 @@
+// A session: the state MQTT keeps for a client id across connections
+// (MQTT 5.0 section 4.1): its subscriptions, the messages queued for it, the
+// outbound QoS 1/2 messages in flight, the inbound QoS 2 packet ids awaiting
+// PUBREL, its will and its expiry. A session outlives its connections; the
+// Broker's registry owns it.
+//
+// Threading: every field below `mutex` is guarded by it. Publishers on any
+// event loop call enqueue(); the connection's own loop drains the queue in
+// Client::flush(). enqueue() never blocks on I/O: it appends and, if the
+// session is online, asks the connection to wake up once.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "broker/message.hpp"
+#include "broker/transport.hpp"
+#include "mqtt/packets.hpp"
+
+namespace petrel::broker {
+
+// One message on its way to one session.
+struct Delivery {
+  MessagePtr message;
+  std::uint8_t qos = 0;
+  bool retain = false;                          // the retain flag to send
+  std::vector<std::uint32_t> subscription_ids;  // v5: every matching subscription's id
+};
+
+enum class OutState : std::uint8_t { AwaitPuback, AwaitPubrec, AwaitPubcomp };
+
+struct Inflight {
+  Delivery delivery;
+  OutState state = OutState::AwaitPuback;
+  std::uint64_t order = 0;  // send order, for redelivery in the original order
+};
+
+struct SubscriptionEntry {
+  mqtt::SubscribeOptions options;
+  std::uint32_t subscription_id = 0;  // 0: none
+};
+
+struct WillMessage {
+  MessagePtr message;
+  std::uint32_t delay = 0;  // seconds
+};
+
+class Session {
+ public:
+  explicit Session(std::string client_id) : client_id_(std::move(client_id)) {}
+
+  const std::string& client_id() const { return client_id_; }
+  bool online() const { return online_.load(std::memory_order_relaxed); }
+
+  struct EnqueueResult {
+    bool queued = false;
+    bool dropped = false;
+  };
+  // Thread-safe. Queues `d` (subject to the queue limit) and wakes the
+  // connection if there is one.
+  EnqueueResult enqueue(Delivery d, std::uint32_t max_queued, bool queue_qos0_offline);
+
+  std::mutex mutex;
+  // --- guarded by mutex ---
+  std::weak_ptr<Transport> link;       // the connection, while online
+  std::uint64_t generation = 0;        // bumped on every attach and detach
+  mqtt::Version version = mqtt::Version::V311;
+  std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
+  std::deque<Delivery> queue;
+  std::map<std::uint16_t, Inflight> inflight;  // outbound QoS 1/2 by packet id
+  std::set<std::uint16_t> inbound_qos2;         // PUBREC sent, PUBREL awaited
+  std::uint16_t next_packet_id = 1;
+  std::uint64_t next_order = 0;
+  std::uint32_t expiry_interval = 0;   // seconds; 0xFFFFFFFF never expires
+  std::optional<WillMessage> will;     // of the current or last connection
+  bool wake_pending = false;
+  std::uint64_t dropped = 0;
+
+  void set_online(bool v) { online_.store(v, std::memory_order_relaxed); }
+
+  // Next free outbound packet id, or 0 if all 65535 are in flight.
+  std::uint16_t allocate_packet_id();
+
+ private:
+  const std::string client_id_;
+  std::atomic<bool> online_{false};
+};
+
+using SessionPtr = std::shared_ptr<Session>;
+
+}  // namespace petrel::broker

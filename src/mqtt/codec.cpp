@@ -1,0 +1,532 @@
+#include "mqtt/codec.hpp"
+
+#include <fmt/format.h>
+
+#include "mqtt/topic.hpp"
+#include "mqtt/wire.hpp"
+
+namespace petrel::mqtt {
+
+std::string_view to_string(PacketType t) {
+  static constexpr std::string_view names[] = {"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC",
+                                               "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE",
+                                               "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+  auto i = static_cast<unsigned>(t);
+  return i < 16 ? names[i] : "UNKNOWN";
+}
+
+std::string_view to_string(Version v) {
+  switch (v) {
+    case Version::V31: return "3.1";
+    case Version::V311: return "3.1.1";
+    case Version::V5: return "5.0";
+  }
+  return "?";
+}
+
+PacketType packet_type(const Packet& p) {
+  return std::visit(
+      [](const auto& x) -> PacketType {
+        using T = std::decay_t<decltype(x)>;
+        if constexpr (std::is_same_v<T, Connect>) return PacketType::Connect;
+        else if constexpr (std::is_same_v<T, Connack>) return PacketType::Connack;
+        else if constexpr (std::is_same_v<T, Publish>) return PacketType::Publish;
+        else if constexpr (std::is_same_v<T, PubAck>) return x.type;
+        else if constexpr (std::is_same_v<T, Subscribe>) return PacketType::Subscribe;
+        else if constexpr (std::is_same_v<T, Suback>) return PacketType::Suback;
+        else if constexpr (std::is_same_v<T, Unsubscribe>) return PacketType::Unsubscribe;
+        else if constexpr (std::is_same_v<T, Unsuback>) return PacketType::Unsuback;
+        else if constexpr (std::is_same_v<T, Pingreq>) return PacketType::Pingreq;
+        else if constexpr (std::is_same_v<T, Pingresp>) return PacketType::Pingresp;
+        else if constexpr (std::is_same_v<T, Disconnect>) return PacketType::Disconnect;
+        else return PacketType::Auth;
+      },
+      p);
+}
+
+// ---------------------------------------------------------------- framing --
+
+void FrameReader::feed(std::string_view bytes) {
+  if (consumed_ > 0 && consumed_ == buffer_.size()) {
+    buffer_.clear();
+    consumed_ = 0;
+  } else if (consumed_ > 4096 && consumed_ * 2 > buffer_.size()) {
+    buffer_.erase(0, consumed_);
+    consumed_ = 0;
+  }
+  buffer_.append(bytes);
+}
+
+std::optional<Frame> FrameReader::next() {
+  const std::size_t avail = buffer_.size() - consumed_;
+  if (avail < 2) return std::nullopt;
+  const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + consumed_);
+  std::uint32_t length = 0;
+  std::size_t i = 1;
+  for (;; ++i) {
+    if (i > 4) malformed("remaining length longer than 4 bytes");
+    if (i >= avail) return std::nullopt;
+    length |= std::uint32_t{p[i] & 0x7Fu} << (7 * (i - 1));
+    if ((p[i] & 0x80) == 0) break;
+  }
+  const std::size_t header_size = i + 1;
+  const std::size_t total = header_size + length;
+  if (total > max_packet_size_)
+    throw ProtocolError(ReasonCode::PacketTooLarge,
+                        fmt::format("packet of {} bytes exceeds maximum packet size {}", total, max_packet_size_));
+  if (avail < total) return std::nullopt;
+  Frame f;
+  f.header = p[0];
+  f.body = std::string_view(buffer_).substr(consumed_ + header_size, length);
+  f.size = total;
+  consumed_ += total;
+  return f;
+}
+
+// --------------------------------------------------------------- decoding --
+
+namespace {
+
+void expect_flags(const Frame& f, std::uint8_t flags) {
+  if (f.flags() != flags)
+    malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
+}
+
+std::uint16_t packet_id(Reader& r) {
+  auto id = r.u16();
+  if (id == 0) protocol_error("packet identifier 0");
+  return id;
+}
+
+void expect_end(const Reader& r, PacketType t) {
+  if (!r.empty()) malformed(fmt::format("{} has {} trailing bytes", to_string(t), r.remaining()));
+}
+
+Publish decode_publish(const Frame& f, Version v) {
+  Publish p;
+  p.dup = f.flags() & 0x08;
+  p.qos = (f.flags() >> 1) & 0x03;
+  p.retain = f.flags() & 0x01;
+  if (p.qos == 3) malformed("PUBLISH with QoS 3");
+  if (p.qos == 0 && p.dup) malformed("PUBLISH with QoS 0 and DUP set");
+  Reader r(f.body);
+  p.topic = r.utf8();
+  if (!valid_topic_name(p.topic, v == Version::V5))
+    throw ProtocolError(ReasonCode::TopicNameInvalid, "invalid topic name in PUBLISH");
+  if (p.qos > 0) p.packet_id = packet_id(r);
+  if (v == Version::V5) {
+    p.properties = decode_properties(r, PropertyContext::Publish);
+    if (p.topic.empty() && !p.properties.topic_alias) protocol_error("empty topic without topic alias");
+  }
+  p.payload = std::string(r.rest());
+  if (p.properties.payload_format_indicator == 1 && !valid_utf8(p.payload))
+    throw ProtocolError(ReasonCode::PayloadFormatInvalid, "payload is not UTF-8 although format indicator says so");
+  return p;
+}
+
+bool valid_ack_reason(PacketType t, std::uint8_t rc) {
+  if (t == PacketType::Pubrel || t == PacketType::Pubcomp) return rc == 0x00 || rc == 0x92;
+  switch (rc) {
+    case 0x00: case 0x10: case 0x80: case 0x83: case 0x87: case 0x90: case 0x91: case 0x97: case 0x99: return true;
+    default: return false;
+  }
+}
+
+PubAck decode_puback(const Frame& f, Version v) {
+  PubAck a;
+  a.type = f.type();
+  expect_flags(f, a.type == PacketType::Pubrel ? 0x02 : 0x00);
+  Reader r(f.body);
+  a.packet_id = packet_id(r);
+  if (v == Version::V5) {
+    if (!r.empty()) {
+      auto rc = r.u8();
+      if (!valid_ack_reason(a.type, rc)) protocol_error(fmt::format("invalid reason code 0x{:02X} in {}", rc, to_string(a.type)));
+      a.reason = static_cast<ReasonCode>(rc);
+    }
+    if (!r.empty()) a.properties = decode_properties(r, PropertyContext::PubAck);
+  }
+  expect_end(r, a.type);
+  return a;
+}
+
+Subscribe decode_subscribe(const Frame& f, Version v) {
+  expect_flags(f, 0x02);
+  Subscribe s;
+  Reader r(f.body);
+  s.packet_id = packet_id(r);
+  if (v == Version::V5) s.properties = decode_properties(r, PropertyContext::Subscribe);
+  if (r.empty()) protocol_error("SUBSCRIBE without topic filters");
+  while (!r.empty()) {
+    Subscription sub;
+    sub.filter = r.utf8();
+    auto o = r.u8();
+    sub.options.qos = o & 0x03;
+    if (sub.options.qos == 3) malformed("subscription with QoS 3");
+    if (v == Version::V5) {
+      if (o & 0xC0) malformed("reserved bits set in subscription options");
+      sub.options.no_local = o & 0x04;
+      sub.options.retain_as_published = o & 0x08;
+      sub.options.retain_handling = (o >> 4) & 0x03;
+      if (sub.options.retain_handling == 3) protocol_error("retain handling 3");
+    } else if (o & 0xFC) {
+      malformed("reserved bits set in requested QoS");
+    }
+    s.subscriptions.push_back(std::move(sub));
+  }
+  return s;
+}
+
+Suback decode_suback(const Frame& f, Version v) {
+  expect_flags(f, 0);
+  Suback s;
+  Reader r(f.body);
+  s.packet_id = packet_id(r);
+  if (v == Version::V5) s.properties = decode_properties(r, PropertyContext::Suback);
+  while (!r.empty()) s.reasons.push_back(static_cast<ReasonCode>(r.u8()));
+  return s;
+}
+
+Unsubscribe decode_unsubscribe(const Frame& f, Version v) {
+  expect_flags(f, 0x02);
+  Unsubscribe u;
+  Reader r(f.body);
+  u.packet_id = packet_id(r);
+  if (v == Version::V5) u.properties = decode_properties(r, PropertyContext::Unsubscribe);
+  if (r.empty()) protocol_error("UNSUBSCRIBE without topic filters");
+  while (!r.empty()) u.filters.push_back(r.utf8());
+  return u;
+}
+
+Unsuback decode_unsuback(const Frame& f, Version v) {
+  expect_flags(f, 0);
+  Unsuback u;
+  Reader r(f.body);
+  u.packet_id = packet_id(r);
+  if (v == Version::V5) {
+    u.properties = decode_properties(r, PropertyContext::Unsuback);
+    while (!r.empty()) u.reasons.push_back(static_cast<ReasonCode>(r.u8()));
+  }
+  expect_end(r, PacketType::Unsuback);
+  return u;
+}
+
+Connack decode_connack(const Frame& f, Version v) {
+  expect_flags(f, 0);
+  Connack c;
+  Reader r(f.body);
+  auto flags = r.u8();
+  if (flags & 0xFE) malformed("reserved CONNACK flags set");
+  c.session_present = flags & 1;
+  auto rc = r.u8();
+  if (v == Version::V5) {
+    c.reason = static_cast<ReasonCode>(rc);
+    c.properties = decode_properties(r, PropertyContext::Connack);
+  } else {
+    switch (static_cast<ConnackV3>(rc)) {
+      case ConnackV3::Accepted: c.reason = ReasonCode::Success; break;
+      case ConnackV3::UnacceptableProtocolVersion: c.reason = ReasonCode::UnsupportedProtocolVersion; break;
+      case ConnackV3::IdentifierRejected: c.reason = ReasonCode::ClientIdentifierNotValid; break;
+      case ConnackV3::ServerUnavailable: c.reason = ReasonCode::ServerUnavailable; break;
+      case ConnackV3::BadUserNameOrPassword: c.reason = ReasonCode::BadUserNameOrPassword; break;
+      case ConnackV3::NotAuthorized: c.reason = ReasonCode::NotAuthorized; break;
+      default: malformed("unknown CONNACK return code");
+    }
+  }
+  expect_end(r, PacketType::Connack);
+  return c;
+}
+
+// DISCONNECT and AUTH: an optional reason code then optional properties.
+template <class T>
+T decode_reason_packet(const Frame& f, Version v, PropertyContext ctx) {
+  expect_flags(f, 0);
+  T t;
+  Reader r(f.body);
+  if (v != Version::V5) {
+    expect_end(r, f.type());
+    return t;
+  }
+  if (!r.empty()) t.reason = static_cast<ReasonCode>(r.u8());
+  if (!r.empty()) t.properties = decode_properties(r, ctx);
+  expect_end(r, f.type());
+  return t;
+}
+
+bool valid_disconnect_reason(ReasonCode rc) {
+  auto v = static_cast<unsigned>(rc);
+  if (v == 0x00 || v == 0x04) return true;
+  if (v < 0x80 || v > 0xA2) return false;
+  switch (rc) {
+    case ReasonCode::UnsupportedProtocolVersion:
+    case ReasonCode::ClientIdentifierNotValid:
+    case ReasonCode::BadUserNameOrPassword:
+    case ReasonCode::ServerUnavailable:
+    case ReasonCode::Banned:
+    case ReasonCode::BadAuthenticationMethod:
+    case ReasonCode::PacketIdentifierInUse:
+    case ReasonCode::PacketIdentifierNotFound: return false;
+    default: return true;
+  }
+}
+
+}  // namespace
+
+Connect decode_connect(const Frame& f) {
+  if (f.type() != PacketType::Connect) protocol_error("first packet is not CONNECT");
+  expect_flags(f, 0);
+  Reader r(f.body);
+  Connect c;
+  const std::string name = r.utf8();
+  const std::uint8_t level = r.u8();
+  if (name == "MQTT" && (level == 4 || level == 5)) {
+    c.version = static_cast<Version>(level);
+  } else if (name == "MQIsdp" && level == 3) {
+    c.version = Version::V31;
+  } else if (name == "MQTT" || name == "MQIsdp") {
+    throw ProtocolError(ReasonCode::UnsupportedProtocolVersion,
+                        fmt::format("unsupported protocol level {} for '{}'", level, name));
+  } else {
+    protocol_error(fmt::format("unknown protocol name '{}'", name));
+  }
+  const std::uint8_t flags = r.u8();
+  if (flags & 0x01) malformed("reserved CONNECT flag set");
+  c.clean_start = flags & 0x02;
+  const bool will = flags & 0x04;
+  const std::uint8_t will_qos = (flags >> 3) & 0x03;
+  const bool will_retain = flags & 0x20;
+  const bool has_password = flags & 0x40;
+  const bool has_username = flags & 0x80;
+  if (!will && (will_qos != 0 || will_retain)) malformed("will QoS or retain set without will flag");
+  if (will_qos == 3) malformed("will QoS 3");
+  if (has_password && !has_username && c.version != Version::V5) malformed("password flag without user name flag");
+  c.keep_alive = r.u16();
+  if (c.version == Version::V5) c.properties = decode_properties(r, PropertyContext::Connect);
+  c.client_id = r.utf8();
+  if (will) {
+    Will w;
+    w.qos = will_qos;
+    w.retain = will_retain;
+    if (c.version == Version::V5) w.properties = decode_properties(r, PropertyContext::Will);
+    w.topic = r.utf8();
+    w.payload = r.binary();
+    if (w.properties.payload_format_indicator == 1 && !valid_utf8(w.payload))
+      throw ProtocolError(ReasonCode::PayloadFormatInvalid, "will payload is not UTF-8 although format indicator says so");
+    c.will = std::move(w);
+  }
+  if (has_username) c.username = r.utf8();
+  if (has_password) c.password = r.binary();
+  expect_end(r, PacketType::Connect);
+  return c;
+}
+
+Packet decode(const Frame& f, Version v) {
+  switch (f.type()) {
+    case PacketType::Connect: return decode_connect(f);
+    case PacketType::Connack: return decode_connack(f, v);
+    case PacketType::Publish: return decode_publish(f, v);
+    case PacketType::Puback:
+    case PacketType::Pubrec:
+    case PacketType::Pubrel:
+    case PacketType::Pubcomp: return decode_puback(f, v);
+    case PacketType::Subscribe: return decode_subscribe(f, v);
+    case PacketType::Suback: return decode_suback(f, v);
+    case PacketType::Unsubscribe: return decode_unsubscribe(f, v);
+    case PacketType::Unsuback: return decode_unsuback(f, v);
+    case PacketType::Pingreq:
+    case PacketType::Pingresp:
+      expect_flags(f, 0);
+      if (!f.body.empty()) malformed(fmt::format("{} with a body", to_string(f.type())));
+      if (f.type() == PacketType::Pingreq) return Pingreq{};
+      return Pingresp{};
+    case PacketType::Disconnect: {
+      auto d = decode_reason_packet<Disconnect>(f, v, PropertyContext::Disconnect);
+      if (!valid_disconnect_reason(d.reason))
+        protocol_error(fmt::format("invalid DISCONNECT reason code 0x{:02X}", static_cast<unsigned>(d.reason)));
+      return d;
+    }
+    case PacketType::Auth: {
+      if (v != Version::V5) malformed("AUTH is reserved before MQTT 5");
+      auto a = decode_reason_packet<Auth>(f, v, PropertyContext::Auth);
+      if (a.reason != ReasonCode::Success && a.reason != ReasonCode::ContinueAuthentication &&
+          a.reason != ReasonCode::ReAuthenticate)
+        protocol_error("invalid AUTH reason code");
+      return a;
+    }
+  }
+  malformed("reserved packet type 0");
+}
+
+// --------------------------------------------------------------- encoding --
+
+namespace {
+
+void header(std::string& out, std::uint8_t first, std::size_t remaining) {
+  Writer w(out);
+  w.u8(first);
+  w.varint(static_cast<std::uint32_t>(remaining));
+}
+
+std::size_t props_size(const Properties& p) {
+  auto n = properties_length(p);
+  return varint_size(static_cast<std::uint32_t>(n)) + n;
+}
+
+std::uint8_t v3_suback_code(ReasonCode rc) {
+  auto v = static_cast<std::uint8_t>(rc);
+  return v <= 2 ? v : 0x80;
+}
+
+struct BodyEncoder {
+  Version v;
+  bool v5() const { return v == Version::V5; }
+
+  std::uint8_t first_byte(const Packet& p) const {
+    auto t = static_cast<std::uint8_t>(packet_type(p)) << 4;
+    switch (packet_type(p)) {
+      case PacketType::Pubrel:
+      case PacketType::Subscribe:
+      case PacketType::Unsubscribe: return static_cast<std::uint8_t>(t | 0x02);
+      case PacketType::Publish: {
+        const auto& x = std::get<Publish>(p);
+        return static_cast<std::uint8_t>(t | (x.dup ? 0x08 : 0) | (x.qos << 1) | (x.retain ? 1 : 0));
+      }
+      default: return static_cast<std::uint8_t>(t);
+    }
+  }
+
+  void body(Writer& w, const Connect& c) const {
+    if (c.version == Version::V31) {
+      w.string("MQIsdp");
+    } else {
+      w.string("MQTT");
+    }
+    w.u8(static_cast<std::uint8_t>(c.version));
+    std::uint8_t flags = 0;
+    if (c.clean_start) flags |= 0x02;
+    if (c.will) flags |= static_cast<std::uint8_t>(0x04 | (c.will->qos << 3) | (c.will->retain ? 0x20 : 0));
+    if (c.password) flags |= 0x40;
+    if (c.username) flags |= 0x80;
+    w.u8(flags);
+    w.u16(c.keep_alive);
+    if (c.version == Version::V5) encode_properties(w, c.properties);
+    w.string(c.client_id);
+    if (c.will) {
+      if (c.version == Version::V5) encode_properties(w, c.will->properties);
+      w.string(c.will->topic);
+      w.string(c.will->payload);
+    }
+    if (c.username) w.string(*c.username);
+    if (c.password) w.string(*c.password);
+  }
+  void body(Writer& w, const Connack& c) const {
+    w.u8(c.session_present ? 1 : 0);
+    if (v5()) {
+      w.u8(static_cast<std::uint8_t>(c.reason));
+      encode_properties(w, c.properties);
+    } else {
+      w.u8(static_cast<std::uint8_t>(to_v3_connack(c.reason)));
+    }
+  }
+  void body(Writer& w, const Publish& p) const {
+    w.string(p.topic);
+    if (p.qos > 0) w.u16(p.packet_id);
+    if (v5()) encode_properties(w, p.properties);
+    w.raw(p.payload);
+  }
+  void body(Writer& w, const PubAck& a) const {
+    w.u16(a.packet_id);
+    if (!v5()) return;
+    const bool props = a.properties != Properties{};
+    if (a.reason == ReasonCode::Success && !props) return;
+    w.u8(static_cast<std::uint8_t>(a.reason));
+    if (props) encode_properties(w, a.properties);
+  }
+  void body(Writer& w, const Subscribe& s) const {
+    w.u16(s.packet_id);
+    if (v5()) encode_properties(w, s.properties);
+    for (const auto& sub : s.subscriptions) {
+      w.string(sub.filter);
+      std::uint8_t o = sub.options.qos;
+      if (v5()) {
+        if (sub.options.no_local) o |= 0x04;
+        if (sub.options.retain_as_published) o |= 0x08;
+        o |= static_cast<std::uint8_t>(sub.options.retain_handling << 4);
+      }
+      w.u8(o);
+    }
+  }
+  void body(Writer& w, const Suback& s) const {
+    w.u16(s.packet_id);
+    if (v5()) encode_properties(w, s.properties);
+    for (auto rc : s.reasons) w.u8(v5() ? static_cast<std::uint8_t>(rc) : v3_suback_code(rc));
+  }
+  void body(Writer& w, const Unsubscribe& u) const {
+    w.u16(u.packet_id);
+    if (v5()) encode_properties(w, u.properties);
+    for (const auto& f : u.filters) w.string(f);
+  }
+  void body(Writer& w, const Unsuback& u) const {
+    w.u16(u.packet_id);
+    if (!v5()) return;
+    encode_properties(w, u.properties);
+    for (auto rc : u.reasons) w.u8(static_cast<std::uint8_t>(rc));
+  }
+  void body(Writer&, const Pingreq&) const {}
+  void body(Writer&, const Pingresp&) const {}
+  template <class T>
+  void reason_body(Writer& w, const T& d) const {
+    if (!v5()) return;
+    const bool props = d.properties != Properties{};
+    if (d.reason == ReasonCode::Success && !props) return;
+    w.u8(static_cast<std::uint8_t>(d.reason));
+    if (props) encode_properties(w, d.properties);
+  }
+  void body(Writer& w, const Disconnect& d) const { reason_body(w, d); }
+  void body(Writer& w, const Auth& a) const { reason_body(w, a); }
+};
+
+}  // namespace
+
+void encode(const Packet& p, Version v, std::string& out) {
+  BodyEncoder enc{v};
+  std::string body;
+  Writer bw(body);
+  std::visit([&](const auto& x) { enc.body(bw, x); }, p);
+  header(out, enc.first_byte(p), body.size());
+  out.append(body);
+}
+
+std::string encode(const Packet& p, Version v) {
+  std::string out;
+  encode(p, v, out);
+  return out;
+}
+
+std::size_t encoded_size(const Packet& p, Version v) {
+  if (const auto* pub = std::get_if<Publish>(&p)) {
+    std::size_t n = 2 + pub->topic.size() + (pub->qos ? 2 : 0) + pub->payload.size();
+    if (v == Version::V5) n += props_size(pub->properties);
+    return 1 + varint_size(static_cast<std::uint32_t>(n)) + n;
+  }
+  return encode(p, v).size();
+}
+
+std::size_t encode_publish(const Publish& p, Version v, std::string& out) {
+  std::size_t n = 2 + p.topic.size() + (p.qos ? 2 : 0) + p.payload.size();
+  if (v == Version::V5) n += props_size(p.properties);
+  out.reserve(out.size() + 5 + n);
+  header(out, BodyEncoder{v}.first_byte(p), n);
+  Writer w(out);
+  w.string(p.topic);
+  std::size_t id_offset = 0;
+  if (p.qos > 0) {
+    id_offset = out.size();
+    w.u16(p.packet_id);
+  }
+  if (v == Version::V5) encode_properties(w, p.properties);
+  w.raw(p.payload);
+  return id_offset;
+}
+
+}  // namespace petrel::mqtt

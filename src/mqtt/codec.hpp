@@ -1,0 +1,76 @@
+// The MQTT codec: bytes in, packets out, and the reverse. No I/O, no clocks,
+// no allocation beyond the packets themselves. Used unchanged by the broker,
+// the CLI, the unit tests and the fuzzers.
+//
+// Framing and decoding are separate steps. FrameReader splits a byte stream
+// into whole control packets: it reads the fixed header, checks the declared
+// remaining length against a maximum before anything is buffered for it, and
+// only ever holds the bytes that have actually arrived. decode() then turns
+// one frame into a Packet, strictly: every reserved bit, every string, every
+// property is checked, and any violation throws ProtocolError carrying the
+// reason code the specification names.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "mqtt/packets.hpp"
+
+namespace petrel::mqtt {
+
+// A complete control packet as it came off the wire.
+struct Frame {
+  std::uint8_t header = 0;  // first byte: type and flags
+  std::string_view body;    // the remaining length bytes (valid until the next FrameReader call)
+  std::size_t size = 0;     // total size including the fixed header
+  PacketType type() const { return static_cast<PacketType>(header >> 4); }
+  std::uint8_t flags() const { return header & 0x0F; }
+};
+
+class FrameReader {
+ public:
+  explicit FrameReader(std::uint32_t max_packet_size) : max_packet_size_(max_packet_size) {}
+
+  void set_max_packet_size(std::uint32_t n) { max_packet_size_ = n; }
+
+  // Append bytes received from the peer.
+  void feed(std::string_view bytes);
+
+  // The next complete frame, or nothing if more bytes are needed. Throws
+  // ProtocolError: MalformedPacket for a bad remaining length, PacketTooLarge
+  // when the declared size exceeds the maximum. The returned frame's body is
+  // valid until the next call to next() or feed().
+  std::optional<Frame> next();
+
+  // Bytes held that do not yet form a complete frame.
+  std::size_t buffered() const { return buffer_.size() - consumed_; }
+
+ private:
+  std::string buffer_;
+  std::size_t consumed_ = 0;
+  std::uint32_t max_packet_size_;
+};
+
+// Decodes CONNECT, whatever the protocol version (it is inside the packet).
+// Throws ProtocolError; UnsupportedProtocolVersion for an unknown name/level.
+Connect decode_connect(const Frame& f);
+
+// Decodes any packet for an established connection of version `v`.
+Packet decode(const Frame& f, Version v);
+
+// Appends the encoding of `p` for version `v` to `out`.
+void encode(const Packet& p, Version v, std::string& out);
+std::string encode(const Packet& p, Version v);
+
+// PUBLISH is encoded once and sent to many: encode_publish writes it and
+// returns the offset of the 2-byte packet identifier (0 for QoS 0), so a
+// sender can share the bytes and substitute its own identifier.
+std::size_t encode_publish(const Publish& p, Version v, std::string& out);
+
+// Size of the encoded packet without encoding it.
+std::size_t encoded_size(const Packet& p, Version v);
+
+}  // namespace petrel::mqtt

@@ -1,0 +1,63 @@
+// net::Server: the process's event loops and listeners. One Boost.Asio
+// io_context per thread (one thread per core by default); listeners spread
+// accepted connections over the loops round-robin, and each connection then
+// lives on its loop for good. Loop 0 also runs the broker's timers and the
+// signal handler.
+#pragma once
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "broker/broker.hpp"
+#include "net/tcp_listener.hpp"
+#include "store/store.hpp"
+
+namespace petrel::net {
+
+struct ListenerSpec {
+  std::string name;
+  std::string bind = "0.0.0.0";
+  std::uint16_t port = 1883;
+};
+
+struct ServerOptions {
+  unsigned threads = 0;  // 0: one per core
+  std::vector<ListenerSpec> listeners;
+  broker::BrokerConfig broker;
+};
+
+class Server {
+ public:
+  // Binds every listener; throws std::runtime_error if one cannot be bound.
+  explicit Server(ServerOptions options);
+  ~Server();
+
+  // Runs until SIGINT/SIGTERM or stop(); returns after a clean shutdown.
+  void run();
+  // Thread-safe.
+  void stop();
+
+  std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
+  broker::Broker& broker() { return *broker_; }
+
+ private:
+  void begin_shutdown();
+
+  ServerOptions options_;
+  std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
+  std::unique_ptr<store::RetainedStore> retained_;
+  std::unique_ptr<store::SessionStore> sessions_;
+  std::unique_ptr<broker::Broker> broker_;
+  std::vector<std::unique_ptr<TcpListener>> listeners_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
+  std::size_t next_loop_ = 0;
+  bool shutting_down_ = false;
+};
+
+}  // namespace petrel::net

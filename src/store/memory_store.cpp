@@ -1,0 +1,126 @@
+// In-memory stores. Retained messages live in a tree of topic levels so that
+// a subscription's filter walks only the branches it can match.
+#include <map>
+#include <mutex>
+#include <shared_mutex>
+
+#include "store/store.hpp"
+
+namespace petrel::store {
+namespace {
+
+class MemoryRetainedStore final : public RetainedStore {
+ public:
+  void set(const MessagePtr& m) override {
+    std::unique_lock lock(mutex_);
+    Node* node = &root_;
+    std::string_view topic = m->topic();
+    while (true) {
+      auto slash = topic.find('/');
+      auto level = topic.substr(0, slash);
+      auto it = node->children.find(level);
+      if (it == node->children.end()) it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
+      node = it->second.get();
+      if (slash == std::string_view::npos) break;
+      topic.remove_prefix(slash + 1);
+    }
+    if (!node->message) ++count_;
+    node->message = m;
+  }
+
+  bool erase(std::string_view topic) override {
+    std::unique_lock lock(mutex_);
+    const bool removed = erase_at(root_, topic);
+    if (removed) --count_;
+    return removed;
+  }
+
+  void match(std::string_view filter, std::vector<MessagePtr>& out) const override {
+    std::shared_lock lock(mutex_);
+    match_at(root_, filter, true, out);
+  }
+
+  std::size_t size() const override {
+    std::shared_lock lock(mutex_);
+    return count_;
+  }
+
+ private:
+  struct Node {
+    std::map<std::string, std::unique_ptr<Node>, std::less<>> children;
+    MessagePtr message;
+  };
+
+  static bool erase_at(Node& node, std::string_view topic) {
+    auto slash = topic.find('/');
+    auto level = topic.substr(0, slash);
+    auto it = node.children.find(level);
+    if (it == node.children.end()) return false;
+    Node& child = *it->second;
+    bool removed;
+    if (slash == std::string_view::npos) {
+      removed = child.message != nullptr;
+      child.message.reset();
+    } else {
+      removed = erase_at(child, topic.substr(slash + 1));
+    }
+    if (!child.message && child.children.empty()) node.children.erase(it);
+    return removed;
+  }
+
+  static void collect_all(const Node& node, std::vector<MessagePtr>& out) {
+    if (node.message) out.push_back(node.message);
+    for (const auto& [_, child] : node.children) collect_all(*child, out);
+  }
+
+  // `node` is the parent of the level that `filter` starts with.
+  static void match_at(const Node& node, std::string_view filter, bool root, std::vector<MessagePtr>& out) {
+    auto slash = filter.find('/');
+    auto level = filter.substr(0, slash);
+    const bool last = slash == std::string_view::npos;
+    auto rest = last ? std::string_view{} : filter.substr(slash + 1);
+    auto step = [&](const Node& child) {
+      if (last) {
+        if (child.message) out.push_back(child.message);
+      } else if (rest == "#") {
+        // "a/#" matches "a" itself and everything below it.
+        if (child.message) out.push_back(child.message);
+        for (const auto& [_, grandchild] : child.children) collect_all(*grandchild, out);
+      } else {
+        match_at(child, rest, false, out);
+      }
+    };
+    if (level == "#") {
+      for (const auto& [name, child] : node.children) {
+        if (root && !name.empty() && name[0] == '$') continue;
+        collect_all(*child, out);
+      }
+    } else if (level == "+") {
+      for (const auto& [name, child] : node.children) {
+        if (root && !name.empty() && name[0] == '$') continue;
+        step(*child);
+      }
+    } else if (auto it = node.children.find(level); it != node.children.end()) {
+      step(*it->second);
+    }
+  }
+
+  mutable std::shared_mutex mutex_;
+  Node root_;
+  std::size_t count_ = 0;
+};
+
+class MemorySessionStore final : public SessionStore {
+ public:
+  void session_saved(std::string_view, std::uint32_t) override {}
+  void session_deleted(std::string_view) override {}
+  void subscription_added(std::string_view, std::string_view, const mqtt::SubscribeOptions&, std::uint32_t) override {}
+  void subscription_removed(std::string_view, std::string_view) override {}
+};
+
+}  // namespace
+
+std::unique_ptr<RetainedStore> make_memory_retained_store() { return std::make_unique<MemoryRetainedStore>(); }
+std::unique_ptr<SessionStore> make_memory_session_store() { return std::make_unique<MemorySessionStore>(); }
+
+}  // namespace petrel::store
