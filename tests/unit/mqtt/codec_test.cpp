@@ -1,1 +1,379 @@
+// Codec unit tests: every packet type of MQTT 3.1.1 and 5.0 against exact
+// bytes (encode, and decode back), and malformed input rejected with the
+// reason code the specification names.
 #include <gtest/gtest.h>
+
+#include <string>
+
+#include "mqtt/codec.hpp"
+
+namespace petrel::mqtt {
+namespace {
+
+using namespace std::string_literals;
+
+// Decodes exactly one frame from `bytes` (the whole input must be one packet).
+Packet decode_one(const std::string& bytes, Version v) {
+  FrameReader r(268'435'460);
+  r.feed(bytes);
+  auto f = r.next();
+  EXPECT_TRUE(f.has_value());
+  EXPECT_EQ(r.buffered(), 0u);
+  if (!f) return Pingreq{};
+  if (f->type() == PacketType::Connect) return decode_connect(*f);
+  return decode(*f, v);
+}
+
+ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max = 268'435'460) {
+  try {
+    FrameReader r(max);
+    r.feed(bytes);
+    auto f = r.next();
+    if (!f) return ReasonCode::Success;
+    if (f->type() == PacketType::Connect) {
+      decode_connect(*f);
+    } else {
+      decode(*f, v);
+    }
+  } catch (const ProtocolError& e) {
+    return e.code();
+  }
+  return ReasonCode::Success;
+}
+
+// Both directions: `p` encodes to `bytes`, and `bytes` decode to `p`.
+void round_trip(const Packet& p, Version v, const std::string& bytes) {
+  EXPECT_EQ(encode(p, v), bytes);
+  EXPECT_EQ(decode_one(bytes, v), p);
+  EXPECT_EQ(encoded_size(p, v), bytes.size());
+}
+
+// ------------------------------------------------------------ MQTT 3.1.1 --
+
+TEST(Codec311, Connect) {
+  Connect c;
+  c.version = Version::V311;
+  c.client_id = "c1";
+  c.keep_alive = 60;
+  c.clean_start = true;
+  round_trip(c, Version::V311, "\x10\x0E\x00\x04MQTT\x04\x02\x00\x3C\x00\x02" "c1"s);
+}
+
+TEST(Codec311, ConnectWithWillUserPassword) {
+  Connect c;
+  c.version = Version::V311;
+  c.client_id = "c";
+  c.keep_alive = 10;
+  c.clean_start = false;
+  c.will = Will{"w", "bye", 1, true, {}};
+  c.username = "u";
+  c.password = "p";
+  // flags: user 0x80 | password 0x40 | will retain 0x20 | will QoS 1 0x08 | will 0x04 = 0xEC
+  round_trip(c, Version::V311,
+             "\x10\x1B\x00\x04MQTT\x04\xEC\x00\x0A\x00\x01" "c" "\x00\x01w\x00\x03" "bye" "\x00\x01u\x00\x01p"s);
+}
+
+TEST(Codec31, ConnectMQIsdp) {
+  Connect c;
+  c.version = Version::V31;
+  c.client_id = "x";
+  c.keep_alive = 5;
+  round_trip(c, Version::V31, "\x10\x0F\x00\x06MQIsdp\x03\x02\x00\x05\x00\x01x"s);
+}
+
+TEST(Codec311, Connack) {
+  round_trip(Connack{true, ReasonCode::Success, {}}, Version::V311, "\x20\x02\x01\x00"s);
+  EXPECT_EQ(encode(Connack{false, ReasonCode::ClientIdentifierNotValid, {}}, Version::V311), "\x20\x02\x00\x02"s);
+  EXPECT_EQ(encode(Connack{false, ReasonCode::UnsupportedProtocolVersion, {}}, Version::V311), "\x20\x02\x00\x01"s);
+}
+
+TEST(Codec311, PublishQos0) {
+  Publish p;
+  p.topic = "a/b";
+  p.payload = "hi";
+  round_trip(p, Version::V311, "\x30\x07\x00\x03" "a/b" "hi"s);
+}
+
+TEST(Codec311, PublishQos1RetainDup) {
+  Publish p;
+  p.topic = "t";
+  p.payload = "x";
+  p.qos = 1;
+  p.retain = true;
+  p.dup = true;
+  p.packet_id = 0x1234;
+  round_trip(p, Version::V311, "\x3B\x06\x00\x01t\x12\x34x"s);
+}
+
+TEST(Codec311, PublishQos2PacketIdOffset) {
+  Publish p;
+  p.topic = "ab";
+  p.qos = 2;
+  p.packet_id = 7;
+  std::string out;
+  auto offset = encode_publish(p, Version::V311, out);
+  EXPECT_EQ(out, "\x34\x06\x00\x02" "ab\x00\x07"s);
+  EXPECT_EQ(offset, 6u);
+}
+
+TEST(Codec311, Acks) {
+  round_trip(PubAck{PacketType::Puback, 1, ReasonCode::Success, {}}, Version::V311, "\x40\x02\x00\x01"s);
+  round_trip(PubAck{PacketType::Pubrec, 2, ReasonCode::Success, {}}, Version::V311, "\x50\x02\x00\x02"s);
+  round_trip(PubAck{PacketType::Pubrel, 3, ReasonCode::Success, {}}, Version::V311, "\x62\x02\x00\x03"s);
+  round_trip(PubAck{PacketType::Pubcomp, 4, ReasonCode::Success, {}}, Version::V311, "\x70\x02\x00\x04"s);
+}
+
+TEST(Codec311, Subscribe) {
+  Subscribe s;
+  s.packet_id = 10;
+  s.subscriptions = {{"a/+", {1, false, false, 0}}, {"#", {2, false, false, 0}}};
+  round_trip(s, Version::V311, "\x82\x0C\x00\x0A\x00\x03" "a/+\x01\x00\x01#\x02"s);
+}
+
+TEST(Codec311, Suback) {
+  Suback s;
+  s.packet_id = 10;
+  s.reasons = {ReasonCode::GrantedQoS1, ReasonCode::Success, static_cast<ReasonCode>(0x80)};
+  round_trip(s, Version::V311, "\x90\x05\x00\x0A\x01\x00\x80"s);
+  // v5-only failure codes become 0x80 in 3.1.1.
+  s.reasons = {ReasonCode::TopicFilterInvalid};
+  EXPECT_EQ(encode(s, Version::V311), "\x90\x03\x00\x0A\x80"s);
+}
+
+TEST(Codec311, UnsubscribeUnsuback) {
+  Unsubscribe u;
+  u.packet_id = 3;
+  u.filters = {"a", "b/c"};
+  round_trip(u, Version::V311, "\xA2\x0A\x00\x03\x00\x01" "a\x00\x03" "b/c"s);
+  round_trip(Unsuback{3, {}, {}}, Version::V311, "\xB0\x02\x00\x03"s);
+}
+
+TEST(Codec311, PingAndDisconnect) {
+  round_trip(Pingreq{}, Version::V311, "\xC0\x00"s);
+  round_trip(Pingresp{}, Version::V311, "\xD0\x00"s);
+  round_trip(Disconnect{}, Version::V311, "\xE0\x00"s);
+}
+
+// --------------------------------------------------------------- MQTT 5.0 --
+
+TEST(Codec5, ConnectWithProperties) {
+  Connect c;
+  c.version = Version::V5;
+  c.client_id = "c";
+  c.keep_alive = 30;
+  c.properties.session_expiry_interval = 120;
+  c.properties.receive_maximum = 10;
+  c.will = Will{"w", "x", 0, false, {}};
+  c.will->properties.will_delay_interval = 5;
+  round_trip(c, Version::V5,
+             "\x10\x22\x00\x04MQTT\x05\x06\x00\x1E"
+             "\x08\x11\x00\x00\x00\x78\x21\x00\x0A"  // properties: session expiry 120, receive maximum 10
+             "\x00\x01" "c"
+             "\x05\x18\x00\x00\x00\x05"  // will properties: will delay 5
+             "\x00\x01w\x00\x01x"s);
+}
+
+TEST(Codec5, PasswordWithoutUserNameAllowed) {
+  Connect c;
+  c.version = Version::V5;
+  c.client_id = "c";
+  c.password = "pw";
+  round_trip(c, Version::V5, "\x10\x12\x00\x04MQTT\x05\x42\x00\x00\x00\x00\x01" "c\x00\x02pw"s);
+}
+
+TEST(Codec5, ConnackWithProperties) {
+  Connack c;
+  c.session_present = false;
+  c.reason = ReasonCode::Success;
+  c.properties.assigned_client_identifier = "id";
+  c.properties.server_keep_alive = 20;
+  c.properties.topic_alias_maximum = 10;
+  round_trip(c, Version::V5, "\x20\x0E\x00\x00\x0B\x12\x00\x02id\x13\x00\x14\x22\x00\x0A"s);
+  round_trip(Connack{false, ReasonCode::BadAuthenticationMethod, {}}, Version::V5, "\x20\x03\x00\x8C\x00"s);
+}
+
+TEST(Codec5, PublishWithProperties) {
+  Publish p;
+  p.topic = "t";
+  p.payload = "v";
+  p.qos = 1;
+  p.packet_id = 1;
+  p.properties.payload_format_indicator = 1;
+  p.properties.content_type = "c";
+  p.properties.subscription_identifiers = {1, 200};
+  p.properties.user_properties = {{"k", "v"}, {"k", "w"}};
+  round_trip(p, Version::V5,
+             "\x32\x20\x00\x01t\x00\x01"
+             "\x19\x01\x01\x03\x00\x01" "c" "\x0B\x01\x0B\xC8\x01"
+             "\x26\x00\x01k\x00\x01v\x26\x00\x01k\x00\x01w"
+             "v"s);
+}
+
+TEST(Codec5, AckShortFormsAndReasonCodes) {
+  // Reason code 0 and no properties: the short 2-byte form.
+  round_trip(PubAck{PacketType::Puback, 5, ReasonCode::Success, {}}, Version::V5, "\x40\x02\x00\x05"s);
+  round_trip(PubAck{PacketType::Puback, 5, ReasonCode::NoMatchingSubscribers, {}}, Version::V5, "\x40\x03\x00\x05\x10"s);
+  round_trip(PubAck{PacketType::Pubrel, 5, ReasonCode::PacketIdentifierNotFound, {}}, Version::V5, "\x62\x03\x00\x05\x92"s);
+  PubAck with_reason{PacketType::Pubrec, 6, ReasonCode::UnspecifiedError, {}};
+  with_reason.properties.reason_string = "no";
+  round_trip(with_reason, Version::V5, "\x50\x09\x00\x06\x80\x05\x1F\x00\x02no"s);
+  // A 4-byte PUBACK (reason + empty property length) decodes to the same packet.
+  EXPECT_EQ(decode_one("\x40\x04\x00\x05\x10\x00"s, Version::V5),
+            Packet(PubAck{PacketType::Puback, 5, ReasonCode::NoMatchingSubscribers, {}}));
+}
+
+TEST(Codec5, SubscribeOptionsAndIdentifier) {
+  Subscribe s;
+  s.packet_id = 2;
+  s.properties.subscription_identifiers = {7};
+  s.subscriptions = {{"a/#", {2, true, true, 2}}};
+  // options: QoS 2 | no local 0x04 | retain as published 0x08 | retain handling 2 << 4 = 0x2E
+  round_trip(s, Version::V5, "\x82\x0B\x00\x02\x02\x0B\x07\x00\x03" "a/#\x2E"s);
+}
+
+TEST(Codec5, SubackUnsubackReasonCodes) {
+  round_trip(Suback{2, {ReasonCode::GrantedQoS2, ReasonCode::TopicFilterInvalid}, {}}, Version::V5,
+             "\x90\x05\x00\x02\x00\x02\x8F"s);
+  round_trip(Unsuback{3, {ReasonCode::Success, ReasonCode::NoSubscriptionExisted}, {}}, Version::V5,
+             "\xB0\x05\x00\x03\x00\x00\x11"s);
+}
+
+TEST(Codec5, DisconnectAndAuth) {
+  round_trip(Disconnect{}, Version::V5, "\xE0\x00"s);
+  round_trip(Disconnect{ReasonCode::SessionTakenOver, {}}, Version::V5, "\xE0\x01\x8E"s);
+  Disconnect d{ReasonCode::DisconnectWithWill, {}};
+  d.properties.session_expiry_interval = 0;
+  round_trip(d, Version::V5, "\xE0\x07\x04\x05\x11\x00\x00\x00\x00"s);
+  Auth a{ReasonCode::ContinueAuthentication, {}};
+  a.properties.authentication_method = "m";
+  round_trip(a, Version::V5, "\xF0\x06\x18\x04\x15\x00\x01m"s);
+}
+
+// -------------------------------------------------------------- malformed --
+
+TEST(CodecMalformed, RemainingLengthOfFiveBytes) {
+  EXPECT_EQ(decode_error("\x30\xFF\xFF\xFF\xFF\x01"s, Version::V5), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecMalformed, DeclaredLengthIsNotAllocatedBeforeTheBytesArrive) {
+  FrameReader r(268'435'460);
+  r.feed("\x30\xFF\xFF\xFF\x7F"s);  // declares 268,435,455 bytes
+  EXPECT_FALSE(r.next().has_value());
+  EXPECT_EQ(r.buffered(), 5u);
+}
+
+TEST(CodecMalformed, PacketOverMaximumSize) {
+  EXPECT_EQ(decode_error("\x30\x80\x08"s, Version::V5, 1024), ReasonCode::PacketTooLarge);
+}
+
+TEST(CodecMalformed, SplitAcrossFeeds) {
+  const std::string bytes = "\x30\x07\x00\x03" "a/b" "hi"s;
+  FrameReader r(1024);
+  for (std::size_t i = 0; i + 1 < bytes.size(); ++i) {
+    r.feed(bytes.substr(i, 1));
+    EXPECT_FALSE(r.next().has_value()) << "after byte " << i;
+  }
+  r.feed(bytes.substr(bytes.size() - 1));
+  auto f = r.next();
+  ASSERT_TRUE(f.has_value());
+  EXPECT_EQ(std::get<Publish>(decode(*f, Version::V311)).payload, "hi");
+}
+
+TEST(CodecMalformed, Qos3) { EXPECT_EQ(decode_error("\x36\x05\x00\x01t\x00\x01"s, Version::V311), ReasonCode::MalformedPacket); }
+
+TEST(CodecMalformed, DupWithQos0) { EXPECT_EQ(decode_error("\x38\x03\x00\x01t"s, Version::V311), ReasonCode::MalformedPacket); }
+
+TEST(CodecMalformed, ReservedFlags) {
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x00"s, Version::V311), ReasonCode::Success);
+  EXPECT_EQ(decode_error("\x80\x06\x00\x01\x00\x01" "a\x00"s, Version::V311), ReasonCode::MalformedPacket);  // SUBSCRIBE
+  EXPECT_EQ(decode_error("\x60\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);                   // PUBREL
+  EXPECT_EQ(decode_error("\x41\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);                   // PUBACK
+  EXPECT_EQ(decode_error("\xC1\x00"s, Version::V311), ReasonCode::MalformedPacket);                           // PINGREQ
+}
+
+TEST(CodecMalformed, WildcardInPublishTopic) {
+  EXPECT_EQ(decode_error("\x30\x03\x00\x01+"s, Version::V311), ReasonCode::TopicNameInvalid);
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03" "a/#"s, Version::V5), ReasonCode::TopicNameInvalid);
+}
+
+TEST(CodecMalformed, EmptyTopicWithoutAlias) {
+  EXPECT_EQ(decode_error("\x30\x02\x00\x00"s, Version::V311), ReasonCode::TopicNameInvalid);
+  EXPECT_EQ(decode_error("\x30\x03\x00\x00\x00"s, Version::V5), ReasonCode::ProtocolError);
+}
+
+TEST(CodecMalformed, PacketIdentifierZero) {
+  EXPECT_EQ(decode_error("\x32\x05\x00\x01t\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x40\x02\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x82\x06\x00\x00\x00\x01" "a\x00"s, Version::V311), ReasonCode::ProtocolError);
+}
+
+TEST(CodecMalformed, InvalidUtf8) {
+  EXPECT_EQ(decode_error("\x30\x03\x00\x01\xFF"s, Version::V311), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x30\x03\x00\x01\x00"s, Version::V311), ReasonCode::MalformedPacket);           // U+0000
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xED\xA0\x80"s, Version::V311), ReasonCode::MalformedPacket);   // surrogate
+  EXPECT_EQ(decode_error("\x30\x04\x00\x02\xC0\x80"s, Version::V311), ReasonCode::MalformedPacket);       // overlong NUL
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xE2\x82\xAC"s, Version::V311), ReasonCode::Success);           // U+20AC
+}
+
+TEST(CodecMalformed, StringLongerThanPacket) {
+  EXPECT_EQ(decode_error("\x30\x03\x00\x05t"s, Version::V311), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecMalformed, TrailingBytes) {
+  EXPECT_EQ(decode_error("\xC0\x01\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x40\x03\x00\x01\x00"s, Version::V311), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecMalformed, ConnectFlags) {
+  // Reserved bit 0 set.
+  EXPECT_EQ(decode_error("\x10\x0D\x00\x04MQTT\x04\x03\x00\x3C\x00\x01x"s, Version::V311), ReasonCode::MalformedPacket);
+  // Will QoS without will flag.
+  EXPECT_EQ(decode_error("\x10\x0D\x00\x04MQTT\x04\x0A\x00\x3C\x00\x01x"s, Version::V311), ReasonCode::MalformedPacket);
+  // Password without user name in 3.1.1.
+  EXPECT_EQ(decode_error("\x10\x10\x00\x04MQTT\x04\x42\x00\x3C\x00\x01x\x00\x01p"s, Version::V311),
+            ReasonCode::MalformedPacket);
+}
+
+TEST(CodecMalformed, UnsupportedProtocolLevel) {
+  EXPECT_EQ(decode_error("\x10\x0D\x00\x04MQTT\x06\x02\x00\x3C\x00\x01x"s, Version::V311),
+            ReasonCode::UnsupportedProtocolVersion);
+  EXPECT_EQ(decode_error("\x10\x0D\x00\x04MQTX\x04\x02\x00\x3C\x00\x01x"s, Version::V311), ReasonCode::ProtocolError);
+}
+
+TEST(CodecMalformed, SubscribeWithoutFiltersAndBadOptions) {
+  EXPECT_EQ(decode_error("\x82\x02\x00\x01"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x04"s, Version::V311), ReasonCode::MalformedPacket);  // reserved bits
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x03"s, Version::V311), ReasonCode::MalformedPacket);  // QoS 3
+  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01" "a\x30"s, Version::V5), ReasonCode::ProtocolError);  // retain handling 3
+  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01" "a\x40"s, Version::V5), ReasonCode::MalformedPacket);  // reserved
+}
+
+TEST(CodecMalformed, PropertiesV5) {
+  // Session Expiry Interval is not allowed in PUBLISH.
+  EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::ProtocolError);
+  // Content Type twice.
+  EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01" "a\x03\x00\x00"s, Version::V5), ReasonCode::ProtocolError);
+  // Unknown property 0x7F.
+  EXPECT_EQ(decode_error("\x30\x05\x00\x01t\x01\x7F"s, Version::V5), ReasonCode::ProtocolError);
+  // Property length past the end.
+  EXPECT_EQ(decode_error("\x30\x04\x00\x01t\x09"s, Version::V5), ReasonCode::MalformedPacket);
+  // Topic alias 0.
+  EXPECT_EQ(decode_error("\x30\x07\x00\x01t\x03\x23\x00\x00"s, Version::V5), ReasonCode::TopicAliasInvalid);
+  // Payload format indicator 1 with a non-UTF-8 payload.
+  EXPECT_EQ(decode_error("\x30\x07\x00\x01t\x02\x01\x01\xFF"s, Version::V5), ReasonCode::PayloadFormatInvalid);
+  // Receive Maximum 0 in CONNECT.
+  EXPECT_EQ(decode_error("\x10\x10\x00\x04MQTT\x05\x02\x00\x3C\x03\x21\x00\x00\x00\x00"s, Version::V5),
+            ReasonCode::ProtocolError);
+}
+
+TEST(CodecMalformed, AuthIsReservedBeforeV5) {
+  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\xF0\x02\x05\x00"s, Version::V5), ReasonCode::ProtocolError);  // bad reason
+}
+
+TEST(CodecMalformed, ReservedPacketTypeZero) {
+  EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::MalformedPacket);
+}
+
+}  // namespace
+}  // namespace petrel::mqtt

@@ -1,0 +1,111 @@
+"""Shared pytest fixtures: start the real petrel binary on loopback.
+
+PETREL_BIN names the binary (default: build/petrel). Every broker gets a free
+port, a config file written for the test, and is stopped with SIGTERM at the
+end; the test fails if it does not exit 0 (a clean shutdown is part of the
+contract) or if it wrote an AddressSanitizer/UBSan report.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests" / "lib"))
+
+PETREL_BIN = os.environ.get("PETREL_BIN", str(ROOT / "build" / "petrel"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Broker:
+    """A running petrel process."""
+
+    def __init__(self, tmp_path: Path, config: str = "", args: list[str] | None = None, threads: int = 2):
+        self.port = free_port()
+        self.host = "127.0.0.1"
+        self.config_path = tmp_path / f"petrel-{self.port}.toml"
+        self.config_path.write_text(
+            f'threads = {threads}\n[log]\nlevel = "debug"\n[[listener]]\nname = "test"\nbind = "127.0.0.1"\nport = {self.port}\n'
+            + config)
+        self.log_path = tmp_path / f"petrel-{self.port}.log"
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([PETREL_BIN, "--config", str(self.config_path), *(args or [])],
+                                     stdout=self.log, stderr=subprocess.STDOUT)
+        self._wait_listening()
+
+    def _wait_listening(self, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"petrel exited with {self.proc.returncode}:\n{self.log_text()}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.02)
+        raise RuntimeError("petrel did not start listening")
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_log(self, text: str, timeout: float = 5.0) -> str:
+        """Waits until the broker's log contains `text`; returns the log."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            log = self.log_text()
+            if text in log:
+                return log
+            time.sleep(0.02)
+        raise AssertionError(f"{text!r} not in the broker log:\n{self.log_text()[-3000:]}")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("petrel did not exit within 15 s of SIGTERM")
+        self.log.close()
+        return self.proc.returncode
+
+
+@pytest.fixture
+def make_broker(tmp_path):
+    """Factory: make_broker(config="...toml...") -> Broker. All are stopped and checked at teardown."""
+    brokers: list[Broker] = []
+
+    def make(config: str = "", **kw) -> Broker:
+        b = Broker(tmp_path, config, **kw)
+        brokers.append(b)
+        return b
+
+    yield make
+    for b in brokers:
+        rc = b.stop()
+        log = b.log_path.read_text(errors="replace")
+        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log[-5000:]
+        assert rc == 0, f"petrel exited with {rc}:\n{log[-3000:]}"
+
+
+@pytest.fixture
+def broker(make_broker):
+    """A broker with the default configuration."""
+    return make_broker()
