@@ -36,6 +36,9 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
       s = it->second;
       std::unique_lock lock(s->mutex);
+      // The old connection stops counting now; its own detach will find the
+      // session's generation moved on and do nothing.
+      if (s->online()) Stats::sub(stats_.clients_connected);
       if (auto old = s->link.lock()) {
         spdlog::info("client {} taken over by a new connection from {} (old connection {})", client_id, link->peer(),
                      old->peer());

@@ -17,6 +17,8 @@ namespace {
 // Bytes one connection may read per turn of its event loop before it yields
 // to the other connections of the loop.
 constexpr std::size_t kReadBudget = 256 * 1024;
+// Bytes queued for writing above which the connection stops reading.
+constexpr std::size_t kReadPauseBytes = 4 << 20;
 // How long a connection may take to write out its last bytes once closing.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 
@@ -105,7 +107,11 @@ void Connection::on_readable() {
     deadline_ = ka ? Clock::now() + std::chrono::milliseconds(ka * 1500) : Clock::time_point::max();
     if (!was_connected) arm_timer();
   }
-  if (total >= kReadBudget) {
+  if (pending_bytes() > kReadPauseBytes) {
+    // The peer is not reading what it provokes (acks, pings): stop reading
+    // until the writes drain, instead of buffering without bound.
+    read_paused_ = true;
+  } else if (total >= kReadBudget) {
     asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable(); });
   } else {
     wait_readable();
@@ -168,6 +174,10 @@ void Connection::on_written(const boost::system::error_code& ec, std::size_t n) 
   }
   if (closed_) return;
   dispatch([&] { client_.flush(); });
+  if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2) {
+    read_paused_ = false;
+    wait_readable();
+  }
 }
 
 // --------------------------------------------------- cross-thread entries --

@@ -10,7 +10,8 @@
 //
 // Writing: packets are queued as chunks, either copies (small acks) or slices
 // of shared, immutable buffers (PUBLISH encoded once for many subscribers),
-// and written with one gather write per batch.
+// and written with one gather write per batch. A peer that does not read
+// what it provokes (acks, pings) stops being read once 4 MiB are queued.
 //
 // Errors: every failure here (reset, EOF, protocol error, timeout) belongs to
 // this connection alone; it closes the socket, tells its Client, and is gone.
@@ -81,6 +82,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   bool writing_now_ = false;
   bool in_dispatch_ = false;
   bool close_requested_ = false;
+  bool read_paused_ = false;
   bool closed_ = false;
 };
 

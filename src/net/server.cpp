@@ -64,11 +64,19 @@ void Server::begin_shutdown() {
   for (auto& l : listeners_) l->stop();
   if (signals_) signals_->cancel();
   broker_->disconnect_all(mqtt::ReasonCode::ServerShuttingDown);
-  // Give connections a moment to write their DISCONNECT, then stop the loops.
-  shutdown_timer_ = std::make_unique<asio::steady_timer>(*loops_[0], std::chrono::milliseconds(200));
-  shutdown_timer_->async_wait([this](const boost::system::error_code&) {
+  // Give connections up to 500 ms to write their DISCONNECT and close, then
+  // stop the loops.
+  shutdown_timer_ = std::make_unique<asio::steady_timer>(*loops_[0]);
+  wait_for_clients(std::chrono::steady_clock::now() + std::chrono::milliseconds(500));
+}
+
+void Server::wait_for_clients(std::chrono::steady_clock::time_point give_up) {
+  if (broker::Stats::get(broker_->stats().clients_connected) == 0 || std::chrono::steady_clock::now() >= give_up) {
     for (auto& loop : loops_) loop->stop();
-  });
+    return;
+  }
+  shutdown_timer_->expires_after(std::chrono::milliseconds(5));
+  shutdown_timer_->async_wait([this, give_up](const boost::system::error_code&) { wait_for_clients(give_up); });
 }
 
 }  // namespace petrel::net

@@ -47,6 +47,7 @@ class Server {
 
  private:
   void begin_shutdown();
+  void wait_for_clients(std::chrono::steady_clock::time_point give_up);
 
   ServerOptions options_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;

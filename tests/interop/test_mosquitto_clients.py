@@ -32,6 +32,18 @@ def test_pub_sub_roundtrip(broker, mosq_sub, version, qos):
     assert sub.wait() == 0
 
 
+def test_mqttv31_clients(broker, mosq_sub):
+    """MQTT 3.1 (protocol name MQIsdp, level 3) clients are served too: a QoS 2 round trip between
+    mosquitto_pub/mosquitto_sub -V mqttv31, and to a 3.1.1 subscriber."""
+    sub31 = mosq_sub(broker.port, ["v31/t"], client_id="sub31", version="mqttv31", qos=2, count=1, fmt=FMT)
+    sub311 = mosq_sub(broker.port, ["v31/t"], client_id="sub311", version=V311, qos=2, count=1, fmt=FMT)
+    assert sub31.wait_subscribed() == [2]
+    assert sub311.wait_subscribed() == [2]
+    mosquitto_pub(broker.port, "v31/t", message="old protocol", client_id="pub31", version="mqttv31", qos=2)
+    assert sub31.messages(1) == [b"v31/t|2|0|old protocol"]
+    assert sub311.messages(1) == [b"v31/t|2|0|old protocol"]
+
+
 @VERSIONS
 def test_qos_downgraded_to_subscription(broker, mosq_sub, version):
     """A QoS 2 message is delivered at the subscription's QoS 1 (the minimum of the two) [MQTT-3.8.4-6 (3.1.1);
@@ -108,15 +120,21 @@ def test_wildcard_subscriptions_verbose(broker, mosq_sub, version):
 
 
 @VERSIONS
-def test_dollar_topics_not_matched_by_hash(broker, mosq_sub, version):
-    """A '#' subscription does not receive topics starting with '$' [MQTT-4.7.2-1]; petrel does not route
-    clients' publishes to $SYS either."""
-    sub = mosq_sub(broker.port, ["#"], client_id="subhash", version=version, qos=1, count=1, verbose=True)
-    assert sub.wait_subscribed() == [1]
+def test_dollar_topics_not_matched_by_hash(make_broker, mosq_sub, version):
+    """Filters starting with '#' or '+' do not match topics starting with '$' [MQTT-4.7.2-1]: neither the
+    retained $SYS values at subscribe time nor the next live $SYS publication reach '#' / '+/broker/#'
+    subscribers, while an explicit '$SYS/...' subscriber gets them; clients' publishes to $SYS are not routed."""
+    broker = make_broker("[sys]\ninterval = 1\n")
+    wild = mosq_sub(broker.port, ["#", "+/broker/#"], client_id="subhash", version=version, qos=1, count=1,
+                    fmt="%r|%t|%p")
+    assert wild.wait_subscribed() == [1, 1]
+    explicit = mosq_sub(broker.port, ["$SYS/broker/uptime"], client_id="subsysx", version=version, qos=0,
+                        count=2, fmt="%r|%t")
+    # the retained value, then a live one: a $SYS publication happened after `wild` subscribed
+    assert explicit.messages(2) == [b"1|$SYS/broker/uptime", b"0|$SYS/broker/uptime"]
     mosquitto_pub(broker.port, "$SYS/fake", message="no", client_id="pubdollar", version=version, qos=1)
-    mosquitto_pub(broker.port, "$other/x", message="no", client_id="pubdollar", version=version, qos=1)
     mosquitto_pub(broker.port, "plain", message="yes", client_id="pubdollar", version=version, qos=1)
-    assert sub.messages(1) == [b"plain yes"]
+    assert wild.messages(1) == [b"0|plain|yes"]
 
 
 def test_v5_user_properties_forwarded_in_order(broker, mosq_sub):
@@ -175,6 +193,74 @@ def test_v5_properties_not_sent_to_v311_subscriber(broker, mosq_sub):
                   extra=["-D", "publish", "user-property", "k", "v",
                          "-D", "publish", "content-type", "text/plain"])
     assert sub.messages(1) == [b"mix/p|1|0|with props"]
+    assert sub.wait() == 0
+
+
+@VERSIONS
+def test_empty_payload_message(broker, mosq_sub, version):
+    """A zero-length, non-retained message (-n) is delivered as an empty message [MQTT-3.3.3: a zero length
+    payload is valid]."""
+    sub = mosq_sub(broker.port, ["empty"], client_id="subempty", version=version, qos=1, count=1, fmt="%t|%l|%r")
+    assert sub.wait_subscribed() == [1]
+    mosquitto_pub(broker.port, "empty", client_id="pubempty", version=version, qos=1, extra=["-n"])
+    assert sub.messages(1) == [b"empty|0|0"]
+
+
+@VERSIONS
+def test_utf8_topics_and_wildcards(broker, mosq_sub, version):
+    """Topics are UTF-8; multi-byte characters are matched level by level [MQTT-1.5.3, MQTT-4.7.3-4]."""
+    sub = mosq_sub(broker.port, ["maison/+/°C"], client_id="subutf8", version=version, qos=1, count=1,
+                   verbose=True)
+    assert sub.wait_subscribed() == [1]
+    mosquitto_pub(broker.port, "maison/température/°F", message="no", client_id="pubutf8", version=version, qos=1)
+    mosquitto_pub(broker.port, "maison/température/°C", message="21,5", client_id="pubutf8", version=version,
+                  qos=1)
+    assert sub.messages(1) == ["maison/température/°C 21,5".encode()]
+
+
+@VERSIONS
+def test_overlapping_subscriptions_one_copy(broker, mosq_sub, version):
+    """Overlapping subscriptions of one client yield ONE copy at the highest granted QoS (petrel's documented
+    choice, [MQTT-3.3.5-1] 3.1.1 / [MQTT-3.3.4-2] 5.0)."""
+    sub = mosq_sub(broker.port, ["ovm/#", "ovm/+"], client_id="subovm", version=version, qos=1, count=2, fmt=FMT)
+    assert sub.wait_subscribed() == [1, 1]
+    mosquitto_pub(broker.port, "ovm/a", message="once", client_id="pubovm", version=version, qos=1)
+    mosquitto_pub(broker.port, "ovm/b", message="marker", client_id="pubovm", version=version, qos=1)
+    assert sub.messages(2) == [b"ovm/a|1|0|once", b"ovm/b|1|0|marker"]
+
+
+@VERSIONS
+def test_persistent_session_with_c(broker, mosq_sub, version):
+    """mosquitto_sub -c (clean session 0; in v5 clean start 0 and an unlimited session expiry) keeps the session:
+    QoS 1 messages published while it is away are delivered when it comes back [MQTT-3.1.2-4, MQTT-3.1.2-5;
+    MQTT-3.1.2-23]."""
+    first = mosq_sub(broker.port, ["pc/t"], client_id="subpc", version=version, qos=1, extra=["-c", "-E"])
+    assert first.wait_subscribed() == [1]
+    assert first.wait() == 0
+    broker.wait_log("client disconnected: id=subpc ")
+    mosquitto_pub(broker.port, "pc/t", message="while away 1", client_id="pubpc", version=version, qos=1)
+    mosquitto_pub(broker.port, "pc/t", message="while away 2", client_id="pubpc", version=version, qos=1)
+    again = mosq_sub(broker.port, ["pc/t"], client_id="subpc", version=version, qos=1, count=2, fmt=FMT,
+                     extra=["-c"])
+    assert again.messages(2) == [b"pc/t|1|0|while away 1", b"pc/t|1|0|while away 2"]
+    assert again.wait() == 0
+
+
+def test_sys_topics_readable(make_broker, mosq_sub):
+    """$SYS/broker/... statistics are published retained every [sys] interval; an explicit $SYS subscription
+    gets the retained values at once, then the next publication live (RETAIN=0), where clients/connected counts
+    this subscriber [MQTT-4.7.2-1: '$' topics are matched by filters that start with '$'; MQTT-3.3.1-8/-9]."""
+    broker = make_broker("[sys]\ninterval = 1\n")
+    sub = mosq_sub(broker.port, ["$SYS/broker/version", "$SYS/broker/clients/connected"], client_id="subsys",
+                   version=V311, qos=0, count=4, fmt="%r|%t|%p")
+    retained = sorted(sub.messages(2))
+    assert [line.rsplit(b"|", 1)[0] for line in retained] == [b"1|$SYS/broker/clients/connected",
+                                                               b"1|$SYS/broker/version"]
+    assert retained[1].rsplit(b"|", 1)[1]  # a non-empty version string
+    live = sorted(sub.messages(2))
+    assert [line.rsplit(b"|", 1)[0] for line in live] == [b"0|$SYS/broker/clients/connected",
+                                                           b"0|$SYS/broker/version"]
+    assert int(live[0].rsplit(b"|", 1)[1]) >= 1
     assert sub.wait() == 0
 
 

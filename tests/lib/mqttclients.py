@@ -7,6 +7,8 @@ paho callback feeds a queue.Queue that the tests read with a timeout.
 from __future__ import annotations
 
 import queue
+import select
+import socket
 import subprocess
 import threading
 from typing import Iterable
@@ -142,27 +144,37 @@ class Paho:
         self.protocol = protocol
         self.v5 = protocol == mqtt.MQTTv5
         self.client = mqtt.Client(client_id=client_id, protocol=protocol,
-                                  clean_session=None if self.v5 else clean_session)
+                                  clean_session=None if self.v5 else clean_session,
+                                  # A test that is disconnected by the broker must see it, not a silent
+                                  # automatic reconnect; the network thread ends with the connection.
+                                  reconnect_on_failure=False)
         self.connacks: queue.Queue = queue.Queue()
         self.subacks: queue.Queue = queue.Queue()
         self.unsubacks: queue.Queue = queue.Queue()
         self.msgs: queue.Queue = queue.Queue()
         self.disconnects: queue.Queue = queue.Queue()
         self._looping = False
+        self.connected = False  # ours: paho 1.6.1's is_connected() stays True after a server DISCONNECT
         c = self.client
         if self.v5:
-            c.on_connect = lambda _c, _u, flags, rc, props: self.connacks.put((flags, rc, props))
+            c.on_connect = lambda _c, _u, flags, rc, props: self._connack((flags, rc, props))
             c.on_subscribe = lambda _c, _u, mid, rcs, props: self.subacks.put((mid, [r.value for r in rcs], props))
             c.on_unsubscribe = lambda _c, _u, mid, props, rcs: self.unsubacks.put((mid, rcs))
-            c.on_disconnect = lambda _c, _u, rc, props=None: self.disconnects.put((rc, props))
+            c.on_disconnect = lambda _c, _u, rc, props=None: self._disconnected((rc, props))
         else:
-            c.on_connect = lambda _c, _u, flags, rc: self.connacks.put((flags, rc, None))
+            c.on_connect = lambda _c, _u, flags, rc: self._connack((flags, rc, None))
             c.on_subscribe = lambda _c, _u, mid, granted: self.subacks.put((mid, list(granted), None))
             c.on_unsubscribe = lambda _c, _u, mid: self.unsubacks.put((mid, None))
-            c.on_disconnect = lambda _c, _u, rc: self.disconnects.put((rc, None))
+            c.on_disconnect = lambda _c, _u, rc: self._disconnected((rc, None))
         c.on_message = lambda _c, _u, msg: self.msgs.put(msg)
-        # A test that is disconnected by the broker must see it, not a silent automatic reconnect.
-        c.reconnect_delay_set(min_delay=60, max_delay=60)
+
+    def _connack(self, item) -> None:
+        self.connected = item[1] == 0
+        self.connacks.put(item)
+
+    def _disconnected(self, item) -> None:
+        self.connected = False
+        self.disconnects.put(item)
 
     def connect(self, *, clean_start: bool | None = None, properties: Properties | None = None,
                 keepalive: int = 60, threaded: bool = True, timeout: float = TIMEOUT):
@@ -175,15 +187,27 @@ class Paho:
         if threaded:
             self.client.loop_start()
             self._looping = True
-            return self.connacks.get(timeout=timeout)
+            try:
+                return self.connacks.get(timeout=timeout)
+            except queue.Empty:
+                raise AssertionError(f"{self.client._client_id!r}: no CONNACK within {timeout} s") from None
         # Unthreaded: drive the network loop by hand until the CONNACK (used before an abrupt close).
+        return self.pump(self.connacks, timeout)
+
+    def pump(self, q: queue.Queue, timeout: float = TIMEOUT):
+        """Unthreaded client: runs the network loop until `q` (one of the callback queues) gets an item."""
         for _ in range(int(timeout / 0.05)):
             self.client.loop(timeout=0.05)
             try:
-                return self.connacks.get_nowait()
+                return q.get_nowait()
             except queue.Empty:
                 pass
-        raise AssertionError("no CONNACK")
+        raise AssertionError("nothing arrived")
+
+    def wait_readable(self, timeout: float = TIMEOUT) -> None:
+        """Unthreaded client: waits until the broker has sent something, without reading it."""
+        r, _, _ = select.select([self.client.socket()], [], [], timeout)
+        assert r, "the broker sent nothing"
 
     def subscribe(self, topic, qos: int = 0, *, options: SubscribeOptions | None = None,
                   properties: Properties | None = None, timeout: float = TIMEOUT) -> list[int]:
@@ -232,15 +256,15 @@ class Paho:
     def abort(self) -> None:
         """Closes the TCP connection without a DISCONNECT (only for an unthreaded client)."""
         assert not self._looping
-        import socket
         sock = self.client.socket()
         sock.shutdown(socket.SHUT_RDWR)
         sock.close()
+        self.connected = False
 
     def close(self) -> None:
         """Teardown: disconnect if still connected, stop the thread; never raises."""
         try:
-            if self.client.is_connected():
+            if self.connected:
                 self.client.disconnect()
                 try:
                     self.disconnects.get(timeout=2)
