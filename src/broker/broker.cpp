@@ -48,7 +48,7 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
       // The old connection's will: a new connection to the session cancels a
       // delayed will, unless the session ends here (clean start).
       if (s->will) {
-        if (clean_start || s->will->delay == 0) wills_due.push_back(s->will->message);
+        if (clean_start || s->will->delay == 0) wills_due.push_back(s->will->to_message());
         s->will.reset();
       }
       lock.unlock();
@@ -97,13 +97,13 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     const std::uint32_t expiry = session->expiry_interval;
     if (expiry == 0) {
       lock.unlock();
-      if (will) wills_due.push_back(will->message);  // the session ends now, so its will is due now
+      if (will) wills_due.push_back(will->to_message());  // the session ends now, so its will is due now
       end_session_locked(session, wills_due);
     } else {
       if (will) {
         const std::uint32_t delay = std::min(will->delay, expiry);
         if (delay == 0) {
-          wills_due.push_back(will->message);
+          wills_due.push_back(will->to_message());
         } else {
           session->will = std::move(will);
           schedule_will(session, offline_generation, delay);
@@ -120,7 +120,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
   {
     std::lock_guard lock(session->mutex);
     subs.swap(session->subscriptions);
-    if (session->will) wills.push_back(session->will->message);
+    if (session->will) wills.push_back(session->will->to_message());
     session->will.reset();
     session->queue.clear();
     session->inflight.clear();
@@ -160,7 +160,7 @@ void Broker::schedule_will(const SessionPtr& session, std::uint64_t generation, 
       will = std::move(s->will);
       s->will.reset();
     }
-    if (will) publish(will->message);
+    if (will) publish(will->to_message());
   });
 }
 

@@ -115,6 +115,8 @@ void Client::handle_connect(const mqtt::Frame& frame) {
                           fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
   if (c.will && !mqtt::valid_topic_name(c.will->topic))
     return refuse_connect(version_, ReasonCode::TopicNameInvalid, "invalid will topic");
+  if (c.will && c.will->properties.response_topic && !mqtt::valid_topic_name(*c.will->properties.response_topic))
+    return refuse_connect(version_, ReasonCode::ProtocolError, "will response topic is not a valid topic name");
   if (c.will && c.will->qos > cfg.max_qos)
     return refuse_connect(version_, ReasonCode::QoSNotSupported, "will QoS above maximum QoS");
   if (c.will && c.will->retain && !cfg.retain_available)
@@ -134,6 +136,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   std::uint32_t expiry = 0;
   if (v5) {
     expiry = c.properties.session_expiry_interval.value_or(0);
+    initial_expiry_ = expiry;  // as requested: DISCONNECT may not raise it from 0
     if (expiry > cfg.max_session_expiry) {
       expiry = cfg.max_session_expiry;
       ack.properties.session_expiry_interval = expiry;
@@ -144,7 +147,6 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   } else {
     expiry = c.clean_start ? 0 : std::min<std::uint32_t>(0xFFFFFFFF, cfg.max_session_expiry);
   }
-  initial_expiry_ = expiry;
 
   client_id_ = c.client_id;
   if (client_id_.empty()) {
@@ -154,12 +156,9 @@ void Client::handle_connect(const mqtt::Frame& frame) {
 
   std::optional<WillMessage> will;
   if (c.will) {
-    auto props = c.will->properties;
-    const std::uint32_t delay = props.will_delay_interval.value_or(0);
-    props.will_delay_interval.reset();
-    will = WillMessage{std::make_shared<Message>(c.will->topic, std::move(c.will->payload), c.will->qos, c.will->retain,
-                                                 std::move(props), client_id_),
-                       delay};
+    const std::uint32_t delay = c.will->properties.will_delay_interval.value_or(0);
+    c.will->properties.will_delay_interval.reset();
+    will = WillMessage{std::move(*c.will), client_id_, delay};
   }
 
   auto attached = broker_.attach(client_id_, c.clean_start, expiry, version_, std::move(will),
@@ -203,6 +202,10 @@ void Client::on_publish(mqtt::Publish& p) {
   Stats::add(broker_.stats().publish_received);
   if (p.qos > cfg.max_qos) throw mqtt::ProtocolError(ReasonCode::QoSNotSupported, "QoS above maximum QoS");
   if (p.retain && !cfg.retain_available) throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
+  if (!p.properties.subscription_identifiers.empty())
+    mqtt::protocol_error("subscription identifier in a PUBLISH from a client");  // [MQTT-3.3.4-6]
+  if (p.properties.response_topic && !mqtt::valid_topic_name(*p.properties.response_topic))
+    mqtt::protocol_error("response topic is not a valid topic name");  // [MQTT-3.3.2-14]
   if (auto alias = p.properties.topic_alias) {
     if (*alias > cfg.topic_alias_maximum)
       throw mqtt::ProtocolError(ReasonCode::TopicAliasInvalid,
@@ -391,6 +394,22 @@ void Client::end(bool publish_will, std::string_view why) {
 void Client::send(const mqtt::Packet& p) {
   scratch_.clear();
   mqtt::encode(p, version_, scratch_);
+  if (scratch_.size() > peer_max_packet_size_) {
+    // MQTT 5.0 3.1.2.11.4: leave out Reason String and User Properties
+    // rather than exceed the client's Maximum Packet Size.
+    mqtt::Packet trimmed = p;
+    std::visit(
+        [](auto& x) {
+          if constexpr (requires { x.properties; }) {
+            x.properties.reason_string.reset();
+            x.properties.user_properties.clear();
+          }
+        },
+        trimmed);
+    scratch_.clear();
+    mqtt::encode(trimmed, version_, scratch_);
+    if (scratch_.size() > peer_max_packet_size_) return;
+  }
   transport_.send(scratch_);
   Stats::add(broker_.stats().messages_sent);
 }
@@ -433,10 +452,15 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
   if (v5) {
     p.properties.subscription_identifiers = d.subscription_ids;
     if (alias_out) {
-      if (auto it = outbound_aliases_.find(p.topic); it != outbound_aliases_.end()) {
+      // An alias adds 3 bytes (and saves the topic once it is known): use it
+      // only where the packet still fits the client's Maximum Packet Size.
+      const std::size_t size = publish_size(d, now);
+      auto it = outbound_aliases_.find(p.topic);
+      if (it != outbound_aliases_.end() && size + 4 - p.topic.size() <= peer_max_packet_size_) {
         p.properties.topic_alias = it->second;
         p.topic.clear();
-      } else if (outbound_aliases_.size() < peer_topic_alias_maximum_) {
+      } else if (it == outbound_aliases_.end() && outbound_aliases_.size() < peer_topic_alias_maximum_ &&
+                 size + 4 <= peer_max_packet_size_) {
         const auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
         outbound_aliases_.emplace(p.topic, alias);
         p.properties.topic_alias = alias;

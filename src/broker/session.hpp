@@ -50,8 +50,15 @@ struct SubscriptionEntry {
 };
 
 struct WillMessage {
-  MessagePtr message;
+  mqtt::Will will;  // as the CONNECT carried it, less the Will Delay Interval
+  std::string client_id;
   std::uint32_t delay = 0;  // seconds
+
+  // The message to publish now: its Message Expiry Interval starts when the
+  // will is published, not when it was registered (MQTT 5.0 3.1.3.2.4).
+  MessagePtr to_message() const {
+    return std::make_shared<const Message>(will.topic, will.payload, will.qos, will.retain, will.properties, client_id);
+  }
 };
 
 class Session {

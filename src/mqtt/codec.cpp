@@ -162,15 +162,15 @@ Subscribe decode_subscribe(const Frame& f, Version v) {
     sub.filter = r.utf8();
     auto o = r.u8();
     sub.options.qos = o & 0x03;
-    if (sub.options.qos == 3) malformed("subscription with QoS 3");
     if (v == Version::V5) {
+      if (sub.options.qos == 3) protocol_error("subscription with QoS 3");
       if (o & 0xC0) malformed("reserved bits set in subscription options");
       sub.options.no_local = o & 0x04;
       sub.options.retain_as_published = o & 0x08;
       sub.options.retain_handling = (o >> 4) & 0x03;
       if (sub.options.retain_handling == 3) protocol_error("retain handling 3");
-    } else if (o & 0xFC) {
-      malformed("reserved bits set in requested QoS");
+    } else if ((o & 0xFC) || sub.options.qos == 3) {
+      malformed("reserved bits set in requested QoS, or QoS 3");
     }
     s.subscriptions.push_back(std::move(sub));
   }
@@ -301,7 +301,11 @@ Connect decode_connect(const Frame& f) {
   if (will_qos == 3) malformed("will QoS 3");
   if (has_password && !has_username && c.version != Version::V5) malformed("password flag without user name flag");
   c.keep_alive = r.u16();
-  if (c.version == Version::V5) c.properties = decode_properties(r, PropertyContext::Connect);
+  if (c.version == Version::V5) {
+    c.properties = decode_properties(r, PropertyContext::Connect);
+    if (c.properties.authentication_data && !c.properties.authentication_method)
+      protocol_error("authentication data without authentication method");
+  }
   c.client_id = r.utf8();
   if (will) {
     Will w;

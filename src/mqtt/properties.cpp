@@ -67,10 +67,10 @@ Properties decode_properties(Reader& in, PropertyContext ctx) {
   Reader r(in.bytes(length));
   while (!r.empty()) {
     const std::uint32_t raw_id = r.varint();
-    if (raw_id > 0x2A) protocol_error(fmt::format("unknown property 0x{:X}", raw_id));
+    if (raw_id > 0x2A) malformed(fmt::format("unknown property 0x{:X}", raw_id));
     const auto id = static_cast<PropertyId>(raw_id);
     const unsigned ok = allowed_contexts(id);
-    if (ok == 0) protocol_error(fmt::format("unknown property 0x{:02X}", raw_id));
+    if (ok == 0) malformed(fmt::format("unknown property 0x{:02X}", raw_id));
     if ((ok & bit(ctx)) == 0) protocol_error(fmt::format("property 0x{:02X} not allowed in this packet", raw_id));
     switch (id) {
       case PropertyId::PayloadFormatIndicator: set_once(p.payload_format_indicator, boolean_byte(r, raw_id), raw_id); break;

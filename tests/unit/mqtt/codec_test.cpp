@@ -354,7 +354,7 @@ TEST(CodecMalformed, PropertiesV5) {
   // Content Type twice.
   EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01" "a\x03\x00\x00"s, Version::V5), ReasonCode::ProtocolError);
   // Unknown property 0x7F.
-  EXPECT_EQ(decode_error("\x30\x05\x00\x01t\x01\x7F"s, Version::V5), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x30\x05\x00\x01t\x01\x7F"s, Version::V5), ReasonCode::MalformedPacket);
   // Property length past the end.
   EXPECT_EQ(decode_error("\x30\x04\x00\x01t\x09"s, Version::V5), ReasonCode::MalformedPacket);
   // Topic alias 0.
