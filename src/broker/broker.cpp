@@ -45,14 +45,17 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
         old->kick(mqtt::ReasonCode::SessionTakenOver);
       }
       s->link.reset();
-      // The old connection's will: a new connection to the session cancels a
-      // delayed will, unless the session ends here (clean start).
+      // The session ends here if the new connection starts clean, or if the
+      // old one had a session expiry of 0 (its state must never be reused,
+      // [MQTT-3.1.2-6]). Otherwise it is resumed.
+      const bool ends = clean_start || s->expiry_interval == 0;
+      // The old connection's will: a resumed session cancels a delayed will.
       if (s->will) {
-        if (clean_start || s->will->delay == 0) wills_due.push_back(s->will->to_message());
+        if (ends || s->will->delay == 0) wills_due.push_back(s->will->to_message());
         s->will.reset();
       }
       lock.unlock();
-      if (clean_start) {
+      if (ends) {
         end_session_locked(s, wills_due);
         s.reset();
       }

@@ -424,7 +424,8 @@ struct BodyEncoder {
     if (c.password) w.string(*c.password);
   }
   void body(Writer& w, const Connack& c) const {
-    w.u8(c.session_present ? 1 : 0);
+    // MQTT 3.1 has no Session Present flag: the byte is reserved there.
+    w.u8(c.session_present && v != Version::V31 ? 1 : 0);
     if (v5()) {
       w.u8(static_cast<std::uint8_t>(c.reason));
       encode_properties(w, c.properties);
