@@ -2,9 +2,9 @@
 
 #include <fmt/format.h>
 
+#include <toml++/toml.h>
 #include <fstream>
 #include <sstream>
-#include <toml++/toml.h>
 
 namespace petrel::app {
 namespace {
@@ -19,7 +19,8 @@ class Parser {
   }
 
   // Rejects keys this table does not know (a typo must not pass silently).
-  void known_keys(const toml::table& t, std::string_view table_name, std::initializer_list<std::string_view> keys) const {
+  void known_keys(const toml::table& t, std::string_view table_name,
+                  std::initializer_list<std::string_view> keys) const {
     for (const auto& [k, v] : t) {
       bool ok = false;
       for (auto key : keys) ok = ok || k.str() == key;
@@ -81,7 +82,8 @@ class Parser {
         string(t, "name", spec.name);
         std::string type = "tcp";
         string(t, "type", type);
-        if (type != "tcp") fail(*t.get("type"), fmt::format("listener type '{}' is not supported (supported: tcp)", type));
+        if (type != "tcp")
+          fail(*t.get("type"), fmt::format("listener type '{}' is not supported (supported: tcp)", type));
         string(t, "bind", spec.bind);
         integer(t, "port", spec.port, 0, 65535);
         c.server.listeners.push_back(spec);
@@ -99,7 +101,7 @@ class Parser {
       integer(*m, "max_session_expiry", b.max_session_expiry, 0, 0xFFFFFFFF);
       integer(*m, "receive_maximum", b.receive_maximum, 1, 65535);
       integer(*m, "max_inflight", b.max_inflight, 1, 65535);
-      integer(*m, "max_queued_messages", b.max_queued_messages, 0, 100'000'000);
+      integer(*m, "max_queued_messages", b.max_queued_messages, 1, 100'000'000);
       boolean(*m, "queue_qos0_offline", b.queue_qos0_offline);
       integer(*m, "topic_alias_maximum", b.topic_alias_maximum, 0, 65535);
       boolean(*m, "topic_alias_to_client", b.topic_alias_to_client);

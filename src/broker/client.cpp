@@ -25,7 +25,9 @@ std::string assigned_client_id() {
   return fmt::format("petrel-{:016x}", rng());
 }
 
-bool is_sys_topic(std::string_view topic) { return topic.substr(0, 4) == "$SYS"; }
+bool is_sys_topic(std::string_view topic) {
+  return topic.substr(0, 4) == "$SYS";
+}
 
 }  // namespace
 
@@ -87,8 +89,8 @@ void Client::handle(const mqtt::Frame& frame) {
 
 void Client::handle_connect(const mqtt::Frame& frame) {
   // Which CONNACK format to answer errors in: v5 if the packet says so.
-  const bool looks_v5 = frame.body.size() > 6 && frame.body.substr(0, 6) == std::string_view("\0\4MQTT", 6) &&
-                        frame.body[6] == 5;
+  const bool looks_v5 =
+      frame.body.size() > 6 && frame.body.substr(0, 6) == std::string_view("\0\4MQTT", 6) && frame.body[6] == 5;
   mqtt::Connect c;
   try {
     c = mqtt::decode_connect(frame);
@@ -161,8 +163,8 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     will = WillMessage{std::move(*c.will), client_id_, delay};
   }
 
-  auto attached = broker_.attach(client_id_, c.clean_start, expiry, version_, std::move(will),
-                                 transport_.shared_transport());
+  auto attached =
+      broker_.attach(client_id_, c.clean_start, expiry, version_, std::move(will), transport_.shared_transport());
   session_ = attached.session;
   generation_ = attached.generation;
   state_ = State::Connected;
@@ -176,8 +178,9 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     if (!cfg.retain_available) ack.properties.retain_available = 0;
   }
   send(ack);
-  spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}", client_id_,
-               transport_.peer(), mqtt::to_string(version_), c.clean_start, keep_alive_, attached.session_present);
+  spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}",
+               client_id_, transport_.peer(), mqtt::to_string(version_), c.clean_start, keep_alive_,
+               attached.session_present);
   if (attached.session_present) resend_inflight();
   flush();
 }
@@ -201,7 +204,8 @@ void Client::on_publish(mqtt::Publish& p) {
   const auto& cfg = broker_.config();
   Stats::add(broker_.stats().publish_received);
   if (p.qos > cfg.max_qos) throw mqtt::ProtocolError(ReasonCode::QoSNotSupported, "QoS above maximum QoS");
-  if (p.retain && !cfg.retain_available) throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
+  if (p.retain && !cfg.retain_available)
+    throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
   if (!p.properties.subscription_identifiers.empty())
     mqtt::protocol_error("subscription identifier in a PUBLISH from a client");  // [MQTT-3.3.4-6]
   if (p.properties.response_topic && !mqtt::valid_topic_name(*p.properties.response_topic))
@@ -228,7 +232,8 @@ void Client::on_publish(mqtt::Publish& p) {
       return;
     }
     if (version_ == Version::V5 && session_->inbound_qos2.size() >= cfg.receive_maximum)
-      throw mqtt::ProtocolError(ReasonCode::ReceiveMaximumExceeded, "more QoS 2 messages in flight than Receive Maximum");
+      throw mqtt::ProtocolError(ReasonCode::ReceiveMaximumExceeded,
+                                "more QoS 2 messages in flight than Receive Maximum");
     session_->inbound_qos2.insert(p.packet_id);
   }
 
@@ -255,8 +260,8 @@ void Client::on_puback(const mqtt::PubAck& a) {
     if (session_->generation != generation_) return;
     if (a.type == PacketType::Pubrel) {
       const bool known = session_->inbound_qos2.erase(a.packet_id) > 0;
-      reply = mqtt::PubAck{PacketType::Pubcomp, a.packet_id,
-                           known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound, {}};
+      reply = mqtt::PubAck{
+          PacketType::Pubcomp, a.packet_id, known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound, {}};
     } else {
       auto it = session_->inflight.find(a.packet_id);
       const bool found = it != session_->inflight.end();
@@ -289,7 +294,8 @@ void Client::on_puback(const mqtt::PubAck& a) {
 
 void Client::on_subscribe(const mqtt::Subscribe& s) {
   const auto& cfg = broker_.config();
-  const std::uint32_t sub_id = s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
+  const std::uint32_t sub_id =
+      s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
   std::vector<std::pair<const mqtt::Subscription*, mqtt::SubscribeOptions>> retained;
@@ -309,7 +315,8 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
       retained.emplace_back(&sub, options);
   }
   send(ack);
-  for (const auto& [sub, options] : retained) broker_.send_retained(session_, sub->filter, SubscriptionEntry{options, sub_id});
+  for (const auto& [sub, options] : retained)
+    broker_.send_retained(session_, sub->filter, SubscriptionEntry{options, sub_id});
 }
 
 void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
@@ -479,7 +486,8 @@ void Client::resend_inflight() {
     if (session_->generation != generation_) return;
     pending.assign(session_->inflight.begin(), session_->inflight.end());
   }
-  std::sort(pending.begin(), pending.end(), [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
+  std::sort(pending.begin(), pending.end(),
+            [](const auto& a, const auto& b) { return a.second.order < b.second.order; });
   for (const auto& [id, f] : pending) {
     if (f.state == OutState::AwaitPubcomp) {
       send(mqtt::PubAck{mqtt::PacketType::Pubrel, id, ReasonCode::Success, {}});

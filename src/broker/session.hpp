@@ -78,17 +78,17 @@ class Session {
 
   std::mutex mutex;
   // --- guarded by mutex ---
-  std::weak_ptr<Transport> link;       // the connection, while online
-  std::uint64_t generation = 0;        // bumped on every attach and detach
+  std::weak_ptr<Transport> link;  // the connection, while online
+  std::uint64_t generation = 0;   // bumped on every attach and detach
   mqtt::Version version = mqtt::Version::V311;
   std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
   std::deque<Delivery> queue;
   std::map<std::uint16_t, Inflight> inflight;  // outbound QoS 1/2 by packet id
-  std::set<std::uint16_t> inbound_qos2;         // PUBREC sent, PUBREL awaited
+  std::set<std::uint16_t> inbound_qos2;        // PUBREC sent, PUBREL awaited
   std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;
-  std::uint32_t expiry_interval = 0;   // seconds; 0xFFFFFFFF never expires
-  std::optional<WillMessage> will;     // of the current or last connection
+  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
+  std::optional<WillMessage> will;    // of the current or last connection
   bool wake_pending = false;
   std::uint64_t dropped = 0;
 

@@ -70,7 +70,8 @@ bool TopicTree::remove(Node& node, std::string_view filter, std::string_view gro
     removed = remove(child, rest, group, session);
   } else {
     auto erase_from = [&](std::vector<Subscriber>& list) {
-      auto pos = std::find_if(list.begin(), list.end(), [&](const Subscriber& s) { return s.session.get() == session; });
+      auto pos =
+          std::find_if(list.begin(), list.end(), [&](const Subscriber& s) { return s.session.get() == session; });
       if (pos == list.end()) return false;
       list.erase(pos);
       return true;
@@ -99,7 +100,8 @@ bool TopicTree::unsubscribe(std::string_view filter, const Session* session) {
 }
 
 void TopicTree::collect(const Node& node, std::vector<SubscriptionMatch>& out) {
-  for (const auto& s : node.subscribers) out.push_back(SubscriptionMatch{s.session, s.options, s.subscription_id, false});
+  for (const auto& s : node.subscribers)
+    out.push_back(SubscriptionMatch{s.session, s.options, s.subscription_id, false});
   for (const auto& [name, group] : node.shared) {
     const auto& members = group->members;
     if (members.empty()) continue;

@@ -8,9 +8,9 @@
 namespace petrel::mqtt {
 
 std::string_view to_string(PacketType t) {
-  static constexpr std::string_view names[] = {"RESERVED", "CONNECT", "CONNACK", "PUBLISH", "PUBACK", "PUBREC",
-                                               "PUBREL", "PUBCOMP", "SUBSCRIBE", "SUBACK", "UNSUBSCRIBE",
-                                               "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
+  static constexpr std::string_view names[] = {
+      "RESERVED",  "CONNECT", "CONNACK",     "PUBLISH",  "PUBACK",  "PUBREC",   "PUBREL",     "PUBCOMP",
+      "SUBSCRIBE", "SUBACK",  "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH"};
   auto i = static_cast<unsigned>(t);
   return i < 16 ? names[i] : "UNKNOWN";
 }
@@ -28,18 +28,30 @@ PacketType packet_type(const Packet& p) {
   return std::visit(
       [](const auto& x) -> PacketType {
         using T = std::decay_t<decltype(x)>;
-        if constexpr (std::is_same_v<T, Connect>) return PacketType::Connect;
-        else if constexpr (std::is_same_v<T, Connack>) return PacketType::Connack;
-        else if constexpr (std::is_same_v<T, Publish>) return PacketType::Publish;
-        else if constexpr (std::is_same_v<T, PubAck>) return x.type;
-        else if constexpr (std::is_same_v<T, Subscribe>) return PacketType::Subscribe;
-        else if constexpr (std::is_same_v<T, Suback>) return PacketType::Suback;
-        else if constexpr (std::is_same_v<T, Unsubscribe>) return PacketType::Unsubscribe;
-        else if constexpr (std::is_same_v<T, Unsuback>) return PacketType::Unsuback;
-        else if constexpr (std::is_same_v<T, Pingreq>) return PacketType::Pingreq;
-        else if constexpr (std::is_same_v<T, Pingresp>) return PacketType::Pingresp;
-        else if constexpr (std::is_same_v<T, Disconnect>) return PacketType::Disconnect;
-        else return PacketType::Auth;
+        if constexpr (std::is_same_v<T, Connect>)
+          return PacketType::Connect;
+        else if constexpr (std::is_same_v<T, Connack>)
+          return PacketType::Connack;
+        else if constexpr (std::is_same_v<T, Publish>)
+          return PacketType::Publish;
+        else if constexpr (std::is_same_v<T, PubAck>)
+          return x.type;
+        else if constexpr (std::is_same_v<T, Subscribe>)
+          return PacketType::Subscribe;
+        else if constexpr (std::is_same_v<T, Suback>)
+          return PacketType::Suback;
+        else if constexpr (std::is_same_v<T, Unsubscribe>)
+          return PacketType::Unsubscribe;
+        else if constexpr (std::is_same_v<T, Unsuback>)
+          return PacketType::Unsuback;
+        else if constexpr (std::is_same_v<T, Pingreq>)
+          return PacketType::Pingreq;
+        else if constexpr (std::is_same_v<T, Pingresp>)
+          return PacketType::Pingresp;
+        else if constexpr (std::is_same_v<T, Disconnect>)
+          return PacketType::Disconnect;
+        else
+          return PacketType::Auth;
       },
       p);
 }
@@ -88,8 +100,7 @@ std::optional<Frame> FrameReader::next() {
 namespace {
 
 void expect_flags(const Frame& f, std::uint8_t flags) {
-  if (f.flags() != flags)
-    malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
+  if (f.flags() != flags) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
 }
 
 std::uint16_t packet_id(Reader& r) {
@@ -127,7 +138,15 @@ Publish decode_publish(const Frame& f, Version v) {
 bool valid_ack_reason(PacketType t, std::uint8_t rc) {
   if (t == PacketType::Pubrel || t == PacketType::Pubcomp) return rc == 0x00 || rc == 0x92;
   switch (rc) {
-    case 0x00: case 0x10: case 0x80: case 0x83: case 0x87: case 0x90: case 0x91: case 0x97: case 0x99: return true;
+    case 0x00:
+    case 0x10:
+    case 0x80:
+    case 0x83:
+    case 0x87:
+    case 0x90:
+    case 0x91:
+    case 0x97:
+    case 0x99: return true;
     default: return false;
   }
 }
@@ -141,7 +160,8 @@ PubAck decode_puback(const Frame& f, Version v) {
   if (v == Version::V5) {
     if (!r.empty()) {
       auto rc = r.u8();
-      if (!valid_ack_reason(a.type, rc)) protocol_error(fmt::format("invalid reason code 0x{:02X} in {}", rc, to_string(a.type)));
+      if (!valid_ack_reason(a.type, rc))
+        protocol_error(fmt::format("invalid reason code 0x{:02X} in {}", rc, to_string(a.type)));
       a.reason = static_cast<ReasonCode>(rc);
     }
     if (!r.empty()) a.properties = decode_properties(r, PropertyContext::PubAck);
@@ -315,7 +335,8 @@ Connect decode_connect(const Frame& f) {
     w.topic = r.utf8();
     w.payload = r.binary();
     if (w.properties.payload_format_indicator == 1 && !valid_utf8(w.payload))
-      throw ProtocolError(ReasonCode::PayloadFormatInvalid, "will payload is not UTF-8 although format indicator says so");
+      throw ProtocolError(ReasonCode::PayloadFormatInvalid,
+                          "will payload is not UTF-8 although format indicator says so");
     c.will = std::move(w);
   }
   if (has_username) c.username = r.utf8();

@@ -17,8 +17,21 @@ namespace petrel::mqtt {
 enum class Version : std::uint8_t { V31 = 3, V311 = 4, V5 = 5 };
 
 enum class PacketType : std::uint8_t {
-  Connect = 1, Connack, Publish, Puback, Pubrec, Pubrel, Pubcomp,
-  Subscribe, Suback, Unsubscribe, Unsuback, Pingreq, Pingresp, Disconnect, Auth
+  Connect = 1,
+  Connack,
+  Publish,
+  Puback,
+  Pubrec,
+  Pubrel,
+  Pubcomp,
+  Subscribe,
+  Suback,
+  Unsubscribe,
+  Unsuback,
+  Pingreq,
+  Pingresp,
+  Disconnect,
+  Auth
 };
 
 std::string_view to_string(PacketType t);

@@ -9,7 +9,9 @@ namespace {
 
 using C = PropertyContext;
 
-constexpr unsigned bit(C c) { return 1u << static_cast<unsigned>(c); }
+constexpr unsigned bit(C c) {
+  return 1u << static_cast<unsigned>(c);
+}
 
 // Which contexts may carry each property (MQTT 5.0 table 2-4).
 unsigned allowed_contexts(PropertyId id) {
@@ -73,7 +75,9 @@ Properties decode_properties(Reader& in, PropertyContext ctx) {
     if (ok == 0) malformed(fmt::format("unknown property 0x{:02X}", raw_id));
     if ((ok & bit(ctx)) == 0) protocol_error(fmt::format("property 0x{:02X} not allowed in this packet", raw_id));
     switch (id) {
-      case PropertyId::PayloadFormatIndicator: set_once(p.payload_format_indicator, boolean_byte(r, raw_id), raw_id); break;
+      case PropertyId::PayloadFormatIndicator:
+        set_once(p.payload_format_indicator, boolean_byte(r, raw_id), raw_id);
+        break;
       case PropertyId::MessageExpiryInterval: set_once(p.message_expiry_interval, r.u32(), raw_id); break;
       case PropertyId::ContentType: set_once(p.content_type, r.utf8(), raw_id); break;
       case PropertyId::ResponseTopic: set_once(p.response_topic, r.utf8(), raw_id); break;
@@ -91,9 +95,13 @@ Properties decode_properties(Reader& in, PropertyContext ctx) {
       case PropertyId::ServerKeepAlive: set_once(p.server_keep_alive, r.u16(), raw_id); break;
       case PropertyId::AuthenticationMethod: set_once(p.authentication_method, r.utf8(), raw_id); break;
       case PropertyId::AuthenticationData: set_once(p.authentication_data, r.binary(), raw_id); break;
-      case PropertyId::RequestProblemInformation: set_once(p.request_problem_information, boolean_byte(r, raw_id), raw_id); break;
+      case PropertyId::RequestProblemInformation:
+        set_once(p.request_problem_information, boolean_byte(r, raw_id), raw_id);
+        break;
       case PropertyId::WillDelayInterval: set_once(p.will_delay_interval, r.u32(), raw_id); break;
-      case PropertyId::RequestResponseInformation: set_once(p.request_response_information, boolean_byte(r, raw_id), raw_id); break;
+      case PropertyId::RequestResponseInformation:
+        set_once(p.request_response_information, boolean_byte(r, raw_id), raw_id);
+        break;
       case PropertyId::ResponseInformation: set_once(p.response_information, r.utf8(), raw_id); break;
       case PropertyId::ServerReference: set_once(p.server_reference, r.utf8(), raw_id); break;
       case PropertyId::ReasonString: set_once(p.reason_string, r.utf8(), raw_id); break;
@@ -128,9 +136,15 @@ Properties decode_properties(Reader& in, PropertyContext ctx) {
         set_once(p.maximum_packet_size, v, raw_id);
         break;
       }
-      case PropertyId::WildcardSubscriptionAvailable: set_once(p.wildcard_subscription_available, boolean_byte(r, raw_id), raw_id); break;
-      case PropertyId::SubscriptionIdentifierAvailable: set_once(p.subscription_identifier_available, boolean_byte(r, raw_id), raw_id); break;
-      case PropertyId::SharedSubscriptionAvailable: set_once(p.shared_subscription_available, boolean_byte(r, raw_id), raw_id); break;
+      case PropertyId::WildcardSubscriptionAvailable:
+        set_once(p.wildcard_subscription_available, boolean_byte(r, raw_id), raw_id);
+        break;
+      case PropertyId::SubscriptionIdentifierAvailable:
+        set_once(p.subscription_identifier_available, boolean_byte(r, raw_id), raw_id);
+        break;
+      case PropertyId::SharedSubscriptionAvailable:
+        set_once(p.shared_subscription_available, boolean_byte(r, raw_id), raw_id);
+        break;
     }
   }
   return p;
@@ -141,10 +155,18 @@ namespace {
 // Visits every present property in canonical order; `emit(id, kind, value)`.
 template <class Sink>
 void visit(const Properties& p, Sink&& s) {
-  auto byte = [&](PropertyId id, const std::optional<std::uint8_t>& v) { if (v) s.u8(id, *v); };
-  auto u16 = [&](PropertyId id, const std::optional<std::uint16_t>& v) { if (v) s.u16(id, *v); };
-  auto u32 = [&](PropertyId id, const std::optional<std::uint32_t>& v) { if (v) s.u32(id, *v); };
-  auto str = [&](PropertyId id, const std::optional<std::string>& v) { if (v) s.str(id, *v); };
+  auto byte = [&](PropertyId id, const std::optional<std::uint8_t>& v) {
+    if (v) s.u8(id, *v);
+  };
+  auto u16 = [&](PropertyId id, const std::optional<std::uint16_t>& v) {
+    if (v) s.u16(id, *v);
+  };
+  auto u32 = [&](PropertyId id, const std::optional<std::uint32_t>& v) {
+    if (v) s.u32(id, *v);
+  };
+  auto str = [&](PropertyId id, const std::optional<std::string>& v) {
+    if (v) s.str(id, *v);
+  };
   byte(PropertyId::PayloadFormatIndicator, p.payload_format_indicator);
   u32(PropertyId::MessageExpiryInterval, p.message_expiry_interval);
   str(PropertyId::ContentType, p.content_type);
@@ -187,12 +209,31 @@ struct SizeSink {
 struct WriteSink {
   Writer& w;
   void id(PropertyId i) { w.u8(static_cast<std::uint8_t>(i)); }
-  void u8(PropertyId i, std::uint8_t v) { id(i); w.u8(v); }
-  void u16(PropertyId i, std::uint16_t v) { id(i); w.u16(v); }
-  void u32(PropertyId i, std::uint32_t v) { id(i); w.u32(v); }
-  void var(PropertyId i, std::uint32_t v) { id(i); w.varint(v); }
-  void str(PropertyId i, const std::string& v) { id(i); w.string(v); }
-  void pair(PropertyId i, const std::string& k, const std::string& v) { id(i); w.string(k); w.string(v); }
+  void u8(PropertyId i, std::uint8_t v) {
+    id(i);
+    w.u8(v);
+  }
+  void u16(PropertyId i, std::uint16_t v) {
+    id(i);
+    w.u16(v);
+  }
+  void u32(PropertyId i, std::uint32_t v) {
+    id(i);
+    w.u32(v);
+  }
+  void var(PropertyId i, std::uint32_t v) {
+    id(i);
+    w.varint(v);
+  }
+  void str(PropertyId i, const std::string& v) {
+    id(i);
+    w.string(v);
+  }
+  void pair(PropertyId i, const std::string& k, const std::string& v) {
+    id(i);
+    w.string(k);
+    w.string(v);
+  }
 };
 
 }  // namespace

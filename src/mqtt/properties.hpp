@@ -49,7 +49,17 @@ enum class PropertyId : std::uint8_t {
 
 // Where a property block appears; decides which properties are legal.
 enum class PropertyContext : std::uint8_t {
-  Connect, Will, Connack, Publish, PubAck, Subscribe, Suback, Unsubscribe, Unsuback, Disconnect, Auth
+  Connect,
+  Will,
+  Connack,
+  Publish,
+  PubAck,
+  Subscribe,
+  Suback,
+  Unsubscribe,
+  Unsuback,
+  Disconnect,
+  Auth
 };
 
 using UserProperties = std::vector<std::pair<std::string, std::string>>;

@@ -82,7 +82,11 @@ class ProtocolError : public std::runtime_error {
   ReasonCode code_;
 };
 
-[[noreturn]] inline void malformed(const std::string& what) { throw ProtocolError(ReasonCode::MalformedPacket, what); }
-[[noreturn]] inline void protocol_error(const std::string& what) { throw ProtocolError(ReasonCode::ProtocolError, what); }
+[[noreturn]] inline void malformed(const std::string& what) {
+  throw ProtocolError(ReasonCode::MalformedPacket, what);
+}
+[[noreturn]] inline void protocol_error(const std::string& what) {
+  throw ProtocolError(ReasonCode::ProtocolError, what);
+}
 
 }  // namespace petrel::mqtt

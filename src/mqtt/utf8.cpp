@@ -36,8 +36,8 @@ bool validate(std::string_view s, bool allow_nul) {
       cp = (cp << 6) | (cc & 0x3F);
     }
     static constexpr std::uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
-    if (cp < kMin[extra]) return false;                // overlong
-    if (cp >= 0xD800 && cp <= 0xDFFF) return false;    // surrogate
+    if (cp < kMin[extra]) return false;              // overlong
+    if (cp >= 0xD800 && cp <= 0xDFFF) return false;  // surrogate
     if (cp > 0x10FFFF) return false;
     p += extra + 1;
   }
@@ -46,7 +46,11 @@ bool validate(std::string_view s, bool allow_nul) {
 
 }  // namespace
 
-bool valid_mqtt_utf8(std::string_view s) { return validate(s, false); }
-bool valid_utf8(std::string_view s) { return validate(s, true); }
+bool valid_mqtt_utf8(std::string_view s) {
+  return validate(s, false);
+}
+bool valid_utf8(std::string_view s) {
+  return validate(s, true);
+}
 
 }  // namespace petrel::mqtt

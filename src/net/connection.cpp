@@ -68,13 +68,14 @@ void Connection::dispatch(F&& fn) {
 // --------------------------------------------------------------- reading --
 
 void Connection::wait_readable() {
-  socket_.async_wait(asio::ip::tcp::socket::wait_read, [self = shared_from_this()](const boost::system::error_code& ec) {
-    if (ec) {
-      if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
-      return;
-    }
-    self->on_readable();
-  });
+  socket_.async_wait(asio::ip::tcp::socket::wait_read,
+                     [self = shared_from_this()](const boost::system::error_code& ec) {
+                       if (ec) {
+                         if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
+                         return;
+                       }
+                       self->on_readable();
+                     });
 }
 
 void Connection::on_readable() {
@@ -156,10 +157,9 @@ void Connection::start_write() {
     buffers_.emplace_back(base + c.offset, c.length);
   }
   writing_now_ = true;
-  asio::async_write(socket_, buffers_,
-                    [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                      self->on_written(ec, n);
-                    });
+  asio::async_write(socket_, buffers_, [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+    self->on_written(ec, n);
+  });
 }
 
 void Connection::on_written(const boost::system::error_code& ec, std::size_t n) {

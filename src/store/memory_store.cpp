@@ -120,7 +120,11 @@ class MemorySessionStore final : public SessionStore {
 
 }  // namespace
 
-std::unique_ptr<RetainedStore> make_memory_retained_store() { return std::make_unique<MemoryRetainedStore>(); }
-std::unique_ptr<SessionStore> make_memory_session_store() { return std::make_unique<MemorySessionStore>(); }
+std::unique_ptr<RetainedStore> make_memory_retained_store() {
+  return std::make_unique<MemoryRetainedStore>();
+}
+std::unique_ptr<SessionStore> make_memory_session_store() {
+  return std::make_unique<MemorySessionStore>();
+}
 
 }  // namespace petrel::store

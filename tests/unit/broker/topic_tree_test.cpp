@@ -13,7 +13,9 @@
 namespace petrel::broker {
 namespace {
 
-SessionPtr session(const std::string& id) { return std::make_shared<Session>(id); }
+SessionPtr session(const std::string& id) {
+  return std::make_shared<Session>(id);
+}
 
 std::multiset<std::string> matched(const TopicTree& tree, std::string_view topic) {
   std::vector<SubscriptionMatch> out;

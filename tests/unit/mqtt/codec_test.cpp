@@ -56,7 +56,9 @@ TEST(Codec311, Connect) {
   c.client_id = "c1";
   c.keep_alive = 60;
   c.clean_start = true;
-  round_trip(c, Version::V311, "\x10\x0E\x00\x04MQTT\x04\x02\x00\x3C\x00\x02" "c1"s);
+  round_trip(c, Version::V311,
+             "\x10\x0E\x00\x04MQTT\x04\x02\x00\x3C\x00\x02"
+             "c1"s);
 }
 
 TEST(Codec311, ConnectWithWillUserPassword) {
@@ -70,7 +72,11 @@ TEST(Codec311, ConnectWithWillUserPassword) {
   c.password = "p";
   // flags: user 0x80 | password 0x40 | will retain 0x20 | will QoS 1 0x08 | will 0x04 = 0xEC
   round_trip(c, Version::V311,
-             "\x10\x1B\x00\x04MQTT\x04\xEC\x00\x0A\x00\x01" "c" "\x00\x01w\x00\x03" "bye" "\x00\x01u\x00\x01p"s);
+             "\x10\x1B\x00\x04MQTT\x04\xEC\x00\x0A\x00\x01"
+             "c"
+             "\x00\x01w\x00\x03"
+             "bye"
+             "\x00\x01u\x00\x01p"s);
 }
 
 TEST(Codec31, ConnectMQIsdp) {
@@ -91,7 +97,10 @@ TEST(Codec311, PublishQos0) {
   Publish p;
   p.topic = "a/b";
   p.payload = "hi";
-  round_trip(p, Version::V311, "\x30\x07\x00\x03" "a/b" "hi"s);
+  round_trip(p, Version::V311,
+             "\x30\x07\x00\x03"
+             "a/b"
+             "hi"s);
 }
 
 TEST(Codec311, PublishQos1RetainDup) {
@@ -112,7 +121,9 @@ TEST(Codec311, PublishQos2PacketIdOffset) {
   p.packet_id = 7;
   std::string out;
   auto offset = encode_publish(p, Version::V311, out);
-  EXPECT_EQ(out, "\x34\x06\x00\x02" "ab\x00\x07"s);
+  EXPECT_EQ(out,
+            "\x34\x06\x00\x02"
+            "ab\x00\x07"s);
   EXPECT_EQ(offset, 6u);
 }
 
@@ -127,7 +138,9 @@ TEST(Codec311, Subscribe) {
   Subscribe s;
   s.packet_id = 10;
   s.subscriptions = {{"a/+", {1, false, false, 0}}, {"#", {2, false, false, 0}}};
-  round_trip(s, Version::V311, "\x82\x0C\x00\x0A\x00\x03" "a/+\x01\x00\x01#\x02"s);
+  round_trip(s, Version::V311,
+             "\x82\x0C\x00\x0A\x00\x03"
+             "a/+\x01\x00\x01#\x02"s);
 }
 
 TEST(Codec311, Suback) {
@@ -144,7 +157,10 @@ TEST(Codec311, UnsubscribeUnsuback) {
   Unsubscribe u;
   u.packet_id = 3;
   u.filters = {"a", "b/c"};
-  round_trip(u, Version::V311, "\xA2\x0A\x00\x03\x00\x01" "a\x00\x03" "b/c"s);
+  round_trip(u, Version::V311,
+             "\xA2\x0A\x00\x03\x00\x01"
+             "a\x00\x03"
+             "b/c"s);
   round_trip(Unsuback{3, {}, {}}, Version::V311, "\xB0\x02\x00\x03"s);
 }
 
@@ -168,7 +184,8 @@ TEST(Codec5, ConnectWithProperties) {
   round_trip(c, Version::V5,
              "\x10\x22\x00\x04MQTT\x05\x06\x00\x1E"
              "\x08\x11\x00\x00\x00\x78\x21\x00\x0A"  // properties: session expiry 120, receive maximum 10
-             "\x00\x01" "c"
+             "\x00\x01"
+             "c"
              "\x05\x18\x00\x00\x00\x05"  // will properties: will delay 5
              "\x00\x01w\x00\x01x"s);
 }
@@ -178,7 +195,9 @@ TEST(Codec5, PasswordWithoutUserNameAllowed) {
   c.version = Version::V5;
   c.client_id = "c";
   c.password = "pw";
-  round_trip(c, Version::V5, "\x10\x12\x00\x04MQTT\x05\x42\x00\x00\x00\x00\x01" "c\x00\x02pw"s);
+  round_trip(c, Version::V5,
+             "\x10\x12\x00\x04MQTT\x05\x42\x00\x00\x00\x00\x01"
+             "c\x00\x02pw"s);
 }
 
 TEST(Codec5, ConnackWithProperties) {
@@ -204,7 +223,9 @@ TEST(Codec5, PublishWithProperties) {
   p.properties.user_properties = {{"k", "v"}, {"k", "w"}};
   round_trip(p, Version::V5,
              "\x32\x20\x00\x01t\x00\x01"
-             "\x19\x01\x01\x03\x00\x01" "c" "\x0B\x01\x0B\xC8\x01"
+             "\x19\x01\x01\x03\x00\x01"
+             "c"
+             "\x0B\x01\x0B\xC8\x01"
              "\x26\x00\x01k\x00\x01v\x26\x00\x01k\x00\x01w"
              "v"s);
 }
@@ -212,8 +233,10 @@ TEST(Codec5, PublishWithProperties) {
 TEST(Codec5, AckShortFormsAndReasonCodes) {
   // Reason code 0 and no properties: the short 2-byte form.
   round_trip(PubAck{PacketType::Puback, 5, ReasonCode::Success, {}}, Version::V5, "\x40\x02\x00\x05"s);
-  round_trip(PubAck{PacketType::Puback, 5, ReasonCode::NoMatchingSubscribers, {}}, Version::V5, "\x40\x03\x00\x05\x10"s);
-  round_trip(PubAck{PacketType::Pubrel, 5, ReasonCode::PacketIdentifierNotFound, {}}, Version::V5, "\x62\x03\x00\x05\x92"s);
+  round_trip(PubAck{PacketType::Puback, 5, ReasonCode::NoMatchingSubscribers, {}}, Version::V5,
+             "\x40\x03\x00\x05\x10"s);
+  round_trip(PubAck{PacketType::Pubrel, 5, ReasonCode::PacketIdentifierNotFound, {}}, Version::V5,
+             "\x62\x03\x00\x05\x92"s);
   PubAck with_reason{PacketType::Pubrec, 6, ReasonCode::UnspecifiedError, {}};
   with_reason.properties.reason_string = "no";
   round_trip(with_reason, Version::V5, "\x50\x09\x00\x06\x80\x05\x1F\x00\x02no"s);
@@ -228,7 +251,9 @@ TEST(Codec5, SubscribeOptionsAndIdentifier) {
   s.properties.subscription_identifiers = {7};
   s.subscriptions = {{"a/#", {2, true, true, 2}}};
   // options: QoS 2 | no local 0x04 | retain as published 0x08 | retain handling 2 << 4 = 0x2E
-  round_trip(s, Version::V5, "\x82\x0B\x00\x02\x02\x0B\x07\x00\x03" "a/#\x2E"s);
+  round_trip(s, Version::V5,
+             "\x82\x0B\x00\x02\x02\x0B\x07\x00\x03"
+             "a/#\x2E"s);
 }
 
 TEST(Codec5, SubackUnsubackReasonCodes) {
@@ -267,7 +292,10 @@ TEST(CodecMalformed, PacketOverMaximumSize) {
 }
 
 TEST(CodecMalformed, SplitAcrossFeeds) {
-  const std::string bytes = "\x30\x07\x00\x03" "a/b" "hi"s;
+  const std::string bytes =
+      "\x30\x07\x00\x03"
+      "a/b"
+      "hi"s;
   FrameReader r(1024);
   for (std::size_t i = 0; i + 1 < bytes.size(); ++i) {
     r.feed(bytes.substr(i, 1));
@@ -279,21 +307,34 @@ TEST(CodecMalformed, SplitAcrossFeeds) {
   EXPECT_EQ(std::get<Publish>(decode(*f, Version::V311)).payload, "hi");
 }
 
-TEST(CodecMalformed, Qos3) { EXPECT_EQ(decode_error("\x36\x05\x00\x01t\x00\x01"s, Version::V311), ReasonCode::MalformedPacket); }
+TEST(CodecMalformed, Qos3) {
+  EXPECT_EQ(decode_error("\x36\x05\x00\x01t\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);
+}
 
-TEST(CodecMalformed, DupWithQos0) { EXPECT_EQ(decode_error("\x38\x03\x00\x01t"s, Version::V311), ReasonCode::MalformedPacket); }
+TEST(CodecMalformed, DupWithQos0) {
+  EXPECT_EQ(decode_error("\x38\x03\x00\x01t"s, Version::V311), ReasonCode::MalformedPacket);
+}
 
 TEST(CodecMalformed, ReservedFlags) {
-  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x00"s, Version::V311), ReasonCode::Success);
-  EXPECT_EQ(decode_error("\x80\x06\x00\x01\x00\x01" "a\x00"s, Version::V311), ReasonCode::MalformedPacket);  // SUBSCRIBE
-  EXPECT_EQ(decode_error("\x60\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);                   // PUBREL
-  EXPECT_EQ(decode_error("\x41\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);                   // PUBACK
-  EXPECT_EQ(decode_error("\xC1\x00"s, Version::V311), ReasonCode::MalformedPacket);                           // PINGREQ
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01"
+                         "a\x00"s,
+                         Version::V311),
+            ReasonCode::Success);
+  EXPECT_EQ(decode_error("\x80\x06\x00\x01\x00\x01"
+                         "a\x00"s,
+                         Version::V311),
+            ReasonCode::MalformedPacket);                                                    // SUBSCRIBE
+  EXPECT_EQ(decode_error("\x60\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);  // PUBREL
+  EXPECT_EQ(decode_error("\x41\x02\x00\x01"s, Version::V311), ReasonCode::MalformedPacket);  // PUBACK
+  EXPECT_EQ(decode_error("\xC1\x00"s, Version::V311), ReasonCode::MalformedPacket);          // PINGREQ
 }
 
 TEST(CodecMalformed, WildcardInPublishTopic) {
   EXPECT_EQ(decode_error("\x30\x03\x00\x01+"s, Version::V311), ReasonCode::TopicNameInvalid);
-  EXPECT_EQ(decode_error("\x30\x05\x00\x03" "a/#"s, Version::V5), ReasonCode::TopicNameInvalid);
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03"
+                         "a/#"s,
+                         Version::V5),
+            ReasonCode::TopicNameInvalid);
 }
 
 TEST(CodecMalformed, EmptyTopicWithoutAlias) {
@@ -304,15 +345,18 @@ TEST(CodecMalformed, EmptyTopicWithoutAlias) {
 TEST(CodecMalformed, PacketIdentifierZero) {
   EXPECT_EQ(decode_error("\x32\x05\x00\x01t\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
   EXPECT_EQ(decode_error("\x40\x02\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
-  EXPECT_EQ(decode_error("\x82\x06\x00\x00\x00\x01" "a\x00"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x82\x06\x00\x00\x00\x01"
+                         "a\x00"s,
+                         Version::V311),
+            ReasonCode::ProtocolError);
 }
 
 TEST(CodecMalformed, InvalidUtf8) {
   EXPECT_EQ(decode_error("\x30\x03\x00\x01\xFF"s, Version::V311), ReasonCode::MalformedPacket);
-  EXPECT_EQ(decode_error("\x30\x03\x00\x01\x00"s, Version::V311), ReasonCode::MalformedPacket);           // U+0000
-  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xED\xA0\x80"s, Version::V311), ReasonCode::MalformedPacket);   // surrogate
-  EXPECT_EQ(decode_error("\x30\x04\x00\x02\xC0\x80"s, Version::V311), ReasonCode::MalformedPacket);       // overlong NUL
-  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xE2\x82\xAC"s, Version::V311), ReasonCode::Success);           // U+20AC
+  EXPECT_EQ(decode_error("\x30\x03\x00\x01\x00"s, Version::V311), ReasonCode::MalformedPacket);          // U+0000
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xED\xA0\x80"s, Version::V311), ReasonCode::MalformedPacket);  // surrogate
+  EXPECT_EQ(decode_error("\x30\x04\x00\x02\xC0\x80"s, Version::V311), ReasonCode::MalformedPacket);      // overlong NUL
+  EXPECT_EQ(decode_error("\x30\x05\x00\x03\xE2\x82\xAC"s, Version::V311), ReasonCode::Success);          // U+20AC
 }
 
 TEST(CodecMalformed, StringLongerThanPacket) {
@@ -342,17 +386,32 @@ TEST(CodecMalformed, UnsupportedProtocolLevel) {
 
 TEST(CodecMalformed, SubscribeWithoutFiltersAndBadOptions) {
   EXPECT_EQ(decode_error("\x82\x02\x00\x01"s, Version::V311), ReasonCode::ProtocolError);
-  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x04"s, Version::V311), ReasonCode::MalformedPacket);  // reserved bits
-  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01" "a\x03"s, Version::V311), ReasonCode::MalformedPacket);  // QoS 3
-  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01" "a\x30"s, Version::V5), ReasonCode::ProtocolError);  // retain handling 3
-  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01" "a\x40"s, Version::V5), ReasonCode::MalformedPacket);  // reserved
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01"
+                         "a\x04"s,
+                         Version::V311),
+            ReasonCode::MalformedPacket);  // reserved bits
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01"
+                         "a\x03"s,
+                         Version::V311),
+            ReasonCode::MalformedPacket);  // QoS 3
+  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01"
+                         "a\x30"s,
+                         Version::V5),
+            ReasonCode::ProtocolError);  // retain handling 3
+  EXPECT_EQ(decode_error("\x82\x07\x00\x01\x00\x00\x01"
+                         "a\x40"s,
+                         Version::V5),
+            ReasonCode::MalformedPacket);  // reserved
 }
 
 TEST(CodecMalformed, PropertiesV5) {
   // Session Expiry Interval is not allowed in PUBLISH.
   EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::ProtocolError);
   // Content Type twice.
-  EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01" "a\x03\x00\x00"s, Version::V5), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01"
+                         "a\x03\x00\x00"s,
+                         Version::V5),
+            ReasonCode::ProtocolError);
   // Unknown property 0x7F.
   EXPECT_EQ(decode_error("\x30\x05\x00\x01t\x01\x7F"s, Version::V5), ReasonCode::MalformedPacket);
   // Property length past the end.

@@ -17,7 +17,8 @@ TEST(TopicName, Validity) {
 }
 
 TEST(TopicFilter, Validity) {
-  for (auto f : {"#", "+", "a/#", "+/+", "a/+/b", "/", "a//b", "+/#", "$SYS/#"}) EXPECT_TRUE(valid_topic_filter(f)) << f;
+  for (auto f : {"#", "+", "a/#", "+/+", "a/+/b", "/", "a//b", "+/#", "$SYS/#"})
+    EXPECT_TRUE(valid_topic_filter(f)) << f;
   for (auto f : {"", "a#", "a/#/b", "a+", "a/b+", "#/a", "++"}) EXPECT_FALSE(valid_topic_filter(f)) << f;
 }
 
@@ -48,16 +49,17 @@ TEST_P(TopicMatch, Matches) {
   EXPECT_EQ(topic_matches(c.filter, c.topic), c.matches) << c.filter << " vs " << c.topic;
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Spec, TopicMatch,
-    testing::Values(MatchCase{"a/b", "a/b", true}, MatchCase{"a/b", "a/c", false}, MatchCase{"a/+", "a/b", true},
-                    MatchCase{"a/+", "a/b/c", false}, MatchCase{"a/+", "a/", true}, MatchCase{"+/+", "/a", true},
-                    MatchCase{"+", "/a", false}, MatchCase{"#", "a/b/c", true}, MatchCase{"a/#", "a", true},
-                    MatchCase{"a/#", "a/b/c", true}, MatchCase{"a/#", "ab", false}, MatchCase{"+/b/#", "x/b", true},
-                    MatchCase{"#", "$SYS/x", false}, MatchCase{"+/x", "$SYS/x", false},
-                    MatchCase{"$SYS/#", "$SYS/x", true}, MatchCase{"$SYS/+", "$SYS/x", true},
-                    MatchCase{"a//b", "a//b", true}, MatchCase{"a/+/b", "a//b", true}, MatchCase{"/#", "/a", true},
-                    MatchCase{"a/b/c", "a/b", false}));
+INSTANTIATE_TEST_SUITE_P(Spec, TopicMatch,
+                         testing::Values(MatchCase{"a/b", "a/b", true}, MatchCase{"a/b", "a/c", false},
+                                         MatchCase{"a/+", "a/b", true}, MatchCase{"a/+", "a/b/c", false},
+                                         MatchCase{"a/+", "a/", true}, MatchCase{"+/+", "/a", true},
+                                         MatchCase{"+", "/a", false}, MatchCase{"#", "a/b/c", true},
+                                         MatchCase{"a/#", "a", true}, MatchCase{"a/#", "a/b/c", true},
+                                         MatchCase{"a/#", "ab", false}, MatchCase{"+/b/#", "x/b", true},
+                                         MatchCase{"#", "$SYS/x", false}, MatchCase{"+/x", "$SYS/x", false},
+                                         MatchCase{"$SYS/#", "$SYS/x", true}, MatchCase{"$SYS/+", "$SYS/x", true},
+                                         MatchCase{"a//b", "a//b", true}, MatchCase{"a/+/b", "a//b", true},
+                                         MatchCase{"/#", "/a", true}, MatchCase{"a/b/c", "a/b", false}));
 
 }  // namespace
 }  // namespace petrel::mqtt
