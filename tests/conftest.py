@@ -3,7 +3,7 @@
 PETREL_BIN names the binary (default: build/petrel). Every broker gets a free
 port, a config file written for the test, and is stopped with SIGTERM at the
 end; the test fails if it does not exit 0 (a clean shutdown is part of the
-contract) or if it wrote an AddressSanitizer/UBSan report.
+contract) or if it wrote a sanitizer report (ASan, LSan, TSan, UBSan).
 """
 from __future__ import annotations
 
@@ -99,10 +99,19 @@ def make_broker(tmp_path):
 
     yield make
     for b in brokers:
-        rc = b.stop()
-        log = b.log_path.read_text(errors="replace")
-        assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log[-5000:]
-        assert rc == 0, f"petrel exited with {rc}:\n{log[-3000:]}"
+        check_clean_exit(b)
+
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "WARNING: ThreadSanitizer", "runtime error:")
+
+
+def check_clean_exit(b: Broker) -> None:
+    """Stops `b` and fails unless it exited 0 with no sanitizer report in its log."""
+    rc = b.stop()
+    log = b.log_path.read_text(errors="replace")
+    for mark in SANITIZER_MARKS:
+        assert mark not in log, f"sanitizer report in the petrel log:\n{log[-8000:]}"
+    assert rc == 0, f"petrel exited with {rc}:\n{log[-3000:]}"
 
 
 @pytest.fixture

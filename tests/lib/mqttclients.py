@@ -72,8 +72,11 @@ class MosquittoSub:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip(b"\n"))
+        try:
+            for line in self.proc.stdout:
+                self._lines.put(line.rstrip(b"\n"))
+        except (ValueError, OSError):
+            pass  # the pipe was closed under us when the test stopped the process
         self._lines.put(None)
 
     def _is_debug(self, line: bytes) -> bool:

@@ -31,10 +31,7 @@ def broker(request, tmp_path_factory):
     root = _root_conftest(request.config)
     b = root.Broker(tmp_path_factory.mktemp("petrel"))
     yield b
-    rc = b.stop()
-    log = b.log_path.read_text(errors="replace")
-    assert "ERROR: AddressSanitizer" not in log and "runtime error:" not in log, log[-5000:]
-    assert rc == 0, f"petrel exited with {rc}:\n{log[-3000:]}"
+    root.check_clean_exit(b)
 
 
 @pytest.fixture(autouse=True)
