@@ -59,6 +59,83 @@ class Parser {
     return n->as_table();
   }
 
+  net::ListenerSpec listener(const toml::node& node, const toml::table& t, std::size_t index) const {
+    static constexpr std::string_view tls_keys[] = {
+        "cert_file",   "key_file", "key_password", "ca_file",     "ca_dir",
+        "crl_file",    "min_version", "max_version", "ciphers",   "ciphersuites",
+        "alpn",        "client_cert", "identity_as_username", "max_pending_handshakes"};
+    for (const auto& [k, v] : t) {
+      bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port";
+      for (auto key : tls_keys) ok = ok || k.str() == key;
+      if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
+    }
+    net::ListenerSpec spec;
+    spec.name = fmt::format("listener-{}", index);
+    string(t, "name", spec.name);
+    string(t, "type", spec.type);
+    if (spec.type != "tcp" && spec.type != "tls")
+      fail(*t.get("type"), fmt::format("listener type '{}' is not supported (supported: tcp, tls)", spec.type));
+    string(t, "bind", spec.bind);
+    spec.port = spec.type == "tls" ? 8883 : 1883;
+    integer(t, "port", spec.port, 0, 65535);
+    if (spec.type != "tls") {
+      for (auto key : tls_keys)
+        if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' applies to type = \"tls\" listeners only", key));
+      return spec;
+    }
+    auto& tls = spec.tls;
+    string(t, "cert_file", tls.cert_file);
+    string(t, "key_file", tls.key_file);
+    if (tls.cert_file.empty() || tls.key_file.empty())
+      fail(node, fmt::format("TLS listener '{}' needs cert_file and key_file", spec.name));
+    string(t, "key_password", tls.key_password);
+    string(t, "ca_file", tls.ca_file);
+    string(t, "ca_dir", tls.ca_dir);
+    string(t, "crl_file", tls.crl_file);
+    string(t, "min_version", tls.min_version);
+    string(t, "max_version", tls.max_version);
+    for (const char* key : {"min_version", "max_version"}) {
+      const std::string& v = std::string_view(key) == "min_version" ? tls.min_version : tls.max_version;
+      if (v != "1.2" && v != "1.3") fail(*t.get(key), fmt::format("'{}' must be \"1.2\" or \"1.3\"", key));
+    }
+    string(t, "ciphers", tls.ciphers);
+    string(t, "ciphersuites", tls.ciphersuites);
+    if (const toml::node* n = t.get("alpn")) {
+      const auto* arr = n->as_array();
+      if (!arr) fail(*n, "'alpn' must be an array of strings");
+      for (const auto& e : *arr) {
+        if (!e.is_string()) fail(e, "'alpn' must be an array of strings");
+        tls.alpn.push_back(*e.value<std::string>());
+      }
+    }
+    std::string policy = "none";
+    string(t, "client_cert", policy);
+    if (policy == "none") {
+      tls.client_cert = net::ClientCertPolicy::None;
+    } else if (policy == "optional") {
+      tls.client_cert = net::ClientCertPolicy::Optional;
+    } else if (policy == "required") {
+      tls.client_cert = net::ClientCertPolicy::Required;
+    } else {
+      fail(*t.get("client_cert"), "'client_cert' must be \"none\", \"optional\" or \"required\"");
+    }
+    if (tls.client_cert != net::ClientCertPolicy::None && tls.ca_file.empty() && tls.ca_dir.empty())
+      fail(*t.get("client_cert"), "client_cert = optional/required needs ca_file or ca_dir");
+    std::string identity = "none";
+    string(t, "identity_as_username", identity);
+    if (identity == "none") {
+      tls.identity_as_username = net::IdentitySource::None;
+    } else if (identity == "cn") {
+      tls.identity_as_username = net::IdentitySource::CommonName;
+    } else if (identity == "san") {
+      tls.identity_as_username = net::IdentitySource::SubjectAltName;
+    } else {
+      fail(*t.get("identity_as_username"), "'identity_as_username' must be \"none\", \"cn\" or \"san\"");
+    }
+    integer(t, "max_pending_handshakes", tls.max_pending_handshakes, 1, 1'000'000);
+    return spec;
+  }
+
   Config parse(const toml::table& root) const {
     Config c = default_config();
     known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys"});
@@ -76,17 +153,7 @@ class Parser {
       c.server.listeners.clear();
       for (const auto& item : *n->as_array()) {
         const auto& t = *item.as_table();
-        known_keys(t, "[[listener]]", {"name", "type", "bind", "port"});
-        net::ListenerSpec spec;
-        spec.name = fmt::format("listener-{}", c.server.listeners.size() + 1);
-        string(t, "name", spec.name);
-        std::string type = "tcp";
-        string(t, "type", type);
-        if (type != "tcp")
-          fail(*t.get("type"), fmt::format("listener type '{}' is not supported (supported: tcp)", type));
-        string(t, "bind", spec.bind);
-        integer(t, "port", spec.port, 0, 65535);
-        c.server.listeners.push_back(spec);
+        c.server.listeners.push_back(listener(item, t, c.server.listeners.size() + 1));
       }
       if (c.server.listeners.empty()) fail(*n, "at least one [[listener]] is required");
     }
@@ -129,7 +196,9 @@ class Parser {
 
 Config default_config() {
   Config c;
-  c.server.listeners.push_back(net::ListenerSpec{"default", "0.0.0.0", 1883});
+  net::ListenerSpec spec;
+  spec.name = "default";
+  c.server.listeners.push_back(spec);
   return c;
 }
 

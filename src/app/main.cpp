@@ -32,7 +32,11 @@ int main(int argc, char** argv) {
   }
   if (port || bind) {
     config.server.listeners.clear();
-    config.server.listeners.push_back(petrel::net::ListenerSpec{"cli", bind.value_or("0.0.0.0"), port.value_or(1883)});
+    petrel::net::ListenerSpec spec;
+    spec.name = "cli";
+    spec.bind = bind.value_or("0.0.0.0");
+    spec.port = port.value_or(1883);
+    config.server.listeners.push_back(spec);
   }
   if (threads) config.server.threads = *threads;
   if (log_level) config.log_level = *log_level;

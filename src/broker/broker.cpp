@@ -314,6 +314,8 @@ void Broker::publish_sys() {
   put("bytes/sent", std::to_string(Stats::get(stats_.bytes_sent)));
   put("subscriptions/count", std::to_string(Stats::get(stats_.subscriptions)));
   put("retained messages/count", std::to_string(retained_.size()));
+  const SysPut sys_put = put;
+  for (const auto& source : sys_sources_) source(sys_put);
 }
 
 }  // namespace petrel::broker

@@ -67,6 +67,11 @@ class Broker {
 
   std::size_t session_count() const;
 
+  // Extra $SYS topics (e.g. per-listener metrics): `source` is called at each
+  // $SYS interval with a function that publishes $SYS/broker/<topic>.
+  using SysPut = std::function<void(const std::string& topic, std::string value)>;
+  void add_sys_source(std::function<void(const SysPut&)> source) { sys_sources_.push_back(std::move(source)); }
+
  private:
   void end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills);
   void remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs);
@@ -87,6 +92,7 @@ class Broker {
   std::unordered_map<std::string, SessionPtr> sessions_;
 
   std::unique_ptr<boost::asio::steady_timer> sys_timer_;
+  std::vector<std::function<void(const SysPut&)>> sys_sources_;
   const Clock::time_point started_ = Clock::now();
 };
 

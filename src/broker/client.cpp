@@ -151,6 +151,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   }
 
   client_id_ = c.client_id;
+  username_ = certificate_identity_ ? certificate_identity_ : c.username;
   if (client_id_.empty()) {
     client_id_ = assigned_client_id();
     if (v5) ack.properties.assigned_client_identifier = client_id_;
@@ -178,9 +179,9 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     if (!cfg.retain_available) ack.properties.retain_available = 0;
   }
   send(ack);
-  spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}",
+  spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}{}",
                client_id_, transport_.peer(), mqtt::to_string(version_), c.clean_start, keep_alive_,
-               attached.session_present);
+               attached.session_present, username_ ? fmt::format(" user={}", *username_) : std::string());
   if (attached.session_present) resend_inflight();
   flush();
 }
@@ -391,7 +392,9 @@ void Client::end(bool publish_will, std::string_view why) {
     broker_.detach(session_, generation_, publish_will);
     spdlog::info("client disconnected: id={} peer={} reason={}", client_id_, transport_.peer(), why);
   } else {
-    spdlog::info("connection closed before CONNECT: peer={} reason={}", transport_.peer(), why);
+    // Failures before CONNECT (handshakes, timeouts) are logged, rate-limited,
+    // by the listener's connection; this line is for debugging.
+    spdlog::debug("connection closed before CONNECT: peer={} reason={}", transport_.peer(), why);
   }
   transport_.close();
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -40,6 +41,10 @@ class Client {
   // The keep alive in force (0 = none). The connection closes after 1.5x.
   std::uint16_t keep_alive() const { return keep_alive_; }
   const std::string& client_id() const { return client_id_; }
+  // The identity of a verified TLS client certificate, used as the user name
+  // (listener option identity_as_username); set before CONNECT arrives.
+  void set_certificate_identity(std::string identity) { certificate_identity_ = std::move(identity); }
+  const std::optional<std::string>& username() const { return username_; }
 
  private:
   enum class State : std::uint8_t { AwaitConnect, Connected, Closing };
@@ -66,6 +71,8 @@ class Client {
   State state_ = State::AwaitConnect;
   mqtt::Version version_ = mqtt::Version::V311;
   std::string client_id_;
+  std::optional<std::string> username_;
+  std::optional<std::string> certificate_identity_;
   SessionPtr session_;
   std::uint64_t generation_ = 0;
   std::uint16_t keep_alive_ = 0;

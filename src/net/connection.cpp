@@ -1,10 +1,13 @@
 #include "net/connection.hpp"
 
 #include <fmt/format.h>
+#include <openssl/ssl.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <array>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
 
 namespace petrel::net {
@@ -14,13 +17,15 @@ using broker::Clock;
 
 namespace {
 
-// Bytes one connection may read per turn of its event loop before it yields
-// to the other connections of the loop.
+// Bytes one TCP connection may read per turn of its event loop before it
+// yields to the other connections of the loop.
 constexpr std::size_t kReadBudget = 256 * 1024;
 // Bytes queued for writing above which the connection stops reading.
 constexpr std::size_t kReadPauseBytes = 4 << 20;
 // How long a connection may take to write out its last bytes once closing.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
+// TLS connections read decrypted bytes into a buffer of their own.
+constexpr std::size_t kTlsReadBuffer = 8 * 1024;
 
 thread_local std::array<char, 64 * 1024> read_buffer;
 
@@ -34,28 +39,64 @@ std::string format_peer(const asio::ip::tcp::socket& s) {
 
 }  // namespace
 
-Connection::Connection(asio::ip::tcp::socket socket, broker::Broker& broker)
-    : socket_(std::move(socket)),
-      timer_(socket_.get_executor()),
+template <class Stream>
+Connection<Stream>::Connection(asio::ip::tcp::socket socket, broker::Broker& broker,
+                               std::shared_ptr<ListenerStats> stats)
+  requires(!kTls)
+    : stream_(std::move(socket)),
+      timer_(stream_.get_executor()),
       broker_(broker),
+      stats_(std::move(stats)),
       client_(broker, *this),
-      peer_(format_peer(socket_)) {
-  boost::system::error_code ec;
-  socket_.non_blocking(true, ec);
-  socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+      peer_(format_peer(this->socket())) {
 }
 
-Connection::~Connection() = default;
+template <class Stream>
+Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context,
+                               const TlsSettings& tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
+  requires(kTls)
+    : stream_(std::move(socket), *context),
+      tls_context_(std::move(context)),
+      client_cert_(tls.client_cert),
+      identity_source_(tls.identity_as_username),
+      timer_(stream_.get_executor()),
+      broker_(broker),
+      stats_(std::move(stats)),
+      client_(broker, *this),
+      peer_(format_peer(this->socket())) {
+}
 
-void Connection::start() {
+template <class Stream>
+Connection<Stream>::~Connection() {
+  stats_->open.fetch_sub(1, std::memory_order_relaxed);
+}
+
+template <class Stream>
+void Connection<Stream>::post_start() {
+  asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->start(); });
+}
+
+template <class Stream>
+void Connection<Stream>::start() {
+  stats_->open.fetch_add(1, std::memory_order_relaxed);
   broker::Stats::add(broker_.stats().connections_accepted);
+  boost::system::error_code ec;
+  socket().set_option(asio::ip::tcp::no_delay(true), ec);
   deadline_ = Clock::now() + broker_.config().connect_timeout;
   arm_timer();
-  wait_readable();
+  if constexpr (kTls) {
+    in_handshake_ = true;
+    stats_->handshakes_in_progress.fetch_add(1, std::memory_order_relaxed);
+    tls_peek();
+  } else {
+    socket().non_blocking(true, ec);
+    start_reading();
+  }
 }
 
+template <class Stream>
 template <class F>
-void Connection::dispatch(F&& fn) {
+void Connection<Stream>::dispatch(F&& fn) {
   const bool outer = !in_dispatch_;
   in_dispatch_ = true;
   fn();
@@ -65,20 +106,115 @@ void Connection::dispatch(F&& fn) {
   }
 }
 
-// --------------------------------------------------------------- reading --
+// ------------------------------------------------------------------ TLS --
 
-void Connection::wait_readable() {
-  socket_.async_wait(asio::ip::tcp::socket::wait_read,
-                     [self = shared_from_this()](const boost::system::error_code& ec) {
-                       if (ec) {
-                         if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
-                         return;
-                       }
-                       self->on_readable();
-                     });
+template <class Stream>
+void Connection<Stream>::tls_peek() {
+  // Wait for the first byte and look at it before OpenSSL does: a TLS
+  // handshake starts with record type 0x16.
+  socket().async_wait(asio::ip::tcp::socket::wait_read, [self = this->shared_from_this()](
+                                                             const boost::system::error_code& ec) {
+    if (self->closed_) return;
+    if (ec) {
+      if (ec != asio::error::operation_aborted) self->handshake_failed("connection_lost", ec.message());
+      return;
+    }
+    unsigned char first = 0;
+    const auto n = ::recv(self->socket().native_handle(), &first, 1, MSG_PEEK);
+    if (n <= 0) {
+      self->handshake_failed("connection_lost", "client closed the connection before the TLS handshake");
+      return;
+    }
+    if (first != 0x16) {
+      if (first == 0x10) {
+        self->handshake_failed("plaintext_mqtt", "plaintext MQTT sent to TLS port");
+      } else if (first >= 'A' && first <= 'Z') {
+        self->handshake_failed("not_tls", "plaintext (HTTP?) sent to TLS port");
+      } else {
+        self->handshake_failed("not_tls", fmt::format("not a TLS handshake (first byte 0x{:02X})", first));
+      }
+      return;
+    }
+    self->tls_handshake();
+  });
 }
 
-void Connection::on_readable() {
+template <class Stream>
+void Connection<Stream>::tls_handshake() {
+  if constexpr (kTls) {
+    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](
+                                                                const boost::system::error_code& ec) {
+      if (self->closed_) return;
+      SSL* ssl = self->stream_.native_handle();
+      if (ec) {
+        self->handshake_failed(failure_label(ssl, ec), describe_handshake_failure(ssl, ec));
+        return;
+      }
+      // Never trust the handshake alone: a certificate the client presented
+      // must have verified.
+      if (self->client_cert_ != ClientCertPolicy::None) {
+        X509* cert = SSL_get0_peer_certificate(ssl);
+        if (!cert && self->client_cert_ == ClientCertPolicy::Required) {
+          self->handshake_failed("no_client_certificate", "no client certificate");
+          return;
+        }
+        if (cert && SSL_get_verify_result(ssl) != X509_V_OK) {
+          self->handshake_failed(failure_label(ssl, {}), describe_handshake_failure(ssl, {}));
+          return;
+        }
+      }
+      self->in_handshake_ = false;
+      self->stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+      self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
+      if (auto id = certificate_identity(ssl, self->identity_source_)) self->client_.set_certificate_identity(*id);
+      self->tls_read_buffer_ = std::make_unique<char[]>(kTlsReadBuffer);
+      self->start_reading();
+    });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::handshake_failed(const std::string& label, const std::string& reason) {
+  stats_->count_failure(label);
+  std::uint64_t suppressed = 0;
+  if (stats_->log_limit.allow(suppressed)) {
+    spdlog::warn("listener '{}': TLS handshake failed: peer={} reason={}{}", stats_->name, peer_, reason,
+                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
+  }
+  shutdown(reason);
+}
+
+// --------------------------------------------------------------- reading --
+
+template <class Stream>
+void Connection<Stream>::start_reading() {
+  if constexpr (kTls) {
+    read_tls();
+  } else {
+    wait_readable();
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::wait_readable() {
+  socket().async_wait(asio::ip::tcp::socket::wait_read,
+                      [self = this->shared_from_this()](const boost::system::error_code& ec) {
+                        if (ec) {
+                          if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
+                          return;
+                        }
+                        self->on_readable();
+                      });
+}
+
+template <class Stream>
+void Connection<Stream>::consume(const char* data, std::size_t n) {
+  broker::Stats::add(broker_.stats().bytes_received, n);
+  client_.on_bytes(std::string_view(data, n));
+}
+
+template <class Stream>
+void Connection<Stream>::on_readable() {
   if (closed_ || close_requested_) return;
   const bool was_connected = client_.connected();
   std::size_t total = 0;
@@ -86,7 +222,7 @@ void Connection::on_readable() {
   dispatch([&] {
     while (total < kReadBudget && !client_.closing()) {
       boost::system::error_code ec;
-      const std::size_t n = socket_.read_some(asio::buffer(read_buffer), ec);
+      const std::size_t n = socket().read_some(asio::buffer(read_buffer), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) {
         client_.on_closed(ec == asio::error::eof ? std::string("connection closed by peer") : ec.message());
@@ -94,14 +230,38 @@ void Connection::on_readable() {
         return;
       }
       total += n;
-      broker::Stats::add(broker_.stats().bytes_received, n);
-      client_.on_bytes(std::string_view(read_buffer.data(), n));
+      consume(read_buffer.data(), n);
     }
   });
   if (lost) {
     shutdown("connection lost");
     return;
   }
+  after_read(total, was_connected);
+}
+
+template <class Stream>
+void Connection<Stream>::read_tls() {
+  if constexpr (kTls) {
+    stream_.async_read_some(asio::buffer(tls_read_buffer_.get(), kTlsReadBuffer),
+                            [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                              if (self->closed_) return;
+                              if (ec) {
+                                if (ec == asio::error::operation_aborted) return;
+                                const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+                                self->shutdown(eof ? "connection closed by peer" : ec.message());
+                                return;
+                              }
+                              if (self->close_requested_) return;
+                              const bool was_connected = self->client_.connected();
+                              self->dispatch([&] { self->consume(self->tls_read_buffer_.get(), n); });
+                              self->after_read(n, was_connected);
+                            });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
   if (closed_ || close_requested_) return;
   if (client_.connected()) {
     const auto ka = client_.keep_alive();
@@ -112,8 +272,10 @@ void Connection::on_readable() {
     // The peer is not reading what it provokes (acks, pings): stop reading
     // until the writes drain, instead of buffering without bound.
     read_paused_ = true;
+  } else if constexpr (kTls) {
+    read_tls();
   } else if (total >= kReadBudget) {
-    asio::post(socket_.get_executor(), [self = shared_from_this()] { self->on_readable(); });
+    asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_readable(); });
   } else {
     wait_readable();
   }
@@ -121,7 +283,8 @@ void Connection::on_readable() {
 
 // --------------------------------------------------------------- writing --
 
-void Connection::send(std::string_view bytes) {
+template <class Stream>
+void Connection<Stream>::send(std::string_view bytes) {
   if (closed_ || bytes.empty()) return;
   if (!queued_.empty() && !queued_.back().shared &&
       queued_.back().offset + queued_.back().length == queued_owned_.size()) {
@@ -134,15 +297,18 @@ void Connection::send(std::string_view bytes) {
   if (!in_dispatch_) start_write();
 }
 
-void Connection::send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) {
+template <class Stream>
+void Connection<Stream>::send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset,
+                                     std::size_t length) {
   if (closed_ || length == 0) return;
   queued_.push_back(Chunk{buf, offset, length});
   queued_bytes_ += length;
   if (!in_dispatch_) start_write();
 }
 
-void Connection::start_write() {
-  if (closed_ || writing_now_) return;
+template <class Stream>
+void Connection<Stream>::start_write() {
+  if (closed_ || writing_now_ || in_handshake_) return;
   if (queued_.empty()) {
     if (close_requested_) shutdown("closed by broker");
     return;
@@ -152,17 +318,32 @@ void Connection::start_write() {
   writing_bytes_ = queued_bytes_;
   queued_bytes_ = 0;
   buffers_.clear();
-  for (const auto& c : writing_) {
-    const char* base = c.shared ? c.shared->data() : writing_owned_.data();
-    buffers_.emplace_back(base + c.offset, c.length);
+  if constexpr (kTls) {
+    // One contiguous buffer: OpenSSL writes one record per buffer.
+    std::string flat;
+    flat.reserve(writing_bytes_);
+    for (const auto& c : writing_) {
+      const char* base = c.shared ? c.shared->data() : writing_owned_.data();
+      flat.append(base + c.offset, c.length);
+    }
+    writing_.clear();
+    writing_owned_ = std::move(flat);
+    buffers_.emplace_back(writing_owned_.data(), writing_owned_.size());
+  } else {
+    for (const auto& c : writing_) {
+      const char* base = c.shared ? c.shared->data() : writing_owned_.data();
+      buffers_.emplace_back(base + c.offset, c.length);
+    }
   }
   writing_now_ = true;
-  asio::async_write(socket_, buffers_, [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-    self->on_written(ec, n);
-  });
+  asio::async_write(stream_, buffers_,
+                    [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+                      self->on_written(ec, n);
+                    });
 }
 
-void Connection::on_written(const boost::system::error_code& ec, std::size_t n) {
+template <class Stream>
+void Connection<Stream>::on_written(const boost::system::error_code& ec, std::size_t n) {
   writing_now_ = false;
   broker::Stats::add(broker_.stats().bytes_sent, n);
   writing_.clear();
@@ -176,47 +357,65 @@ void Connection::on_written(const boost::system::error_code& ec, std::size_t n) 
   dispatch([&] { client_.flush(); });
   if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2) {
     read_paused_ = false;
-    wait_readable();
+    start_reading();
   }
 }
 
 // --------------------------------------------------- cross-thread entries --
 
-void Connection::wake() {
-  asio::post(socket_.get_executor(), [self = shared_from_this()] {
+template <class Stream>
+void Connection<Stream>::wake() {
+  asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
     if (!self->closed_) self->dispatch([&] { self->client_.flush(); });
   });
 }
 
-void Connection::kick(mqtt::ReasonCode reason) {
-  asio::post(socket_.get_executor(), [self = shared_from_this(), reason] {
+template <class Stream>
+void Connection<Stream>::kick(mqtt::ReasonCode reason) {
+  asio::post(stream_.get_executor(), [self = this->shared_from_this(), reason] {
     if (!self->closed_) self->dispatch([&] { self->client_.kick(reason); });
   });
 }
 
 // ------------------------------------------------------- timers, closing --
 
-void Connection::arm_timer() {
+template <class Stream>
+void Connection<Stream>::arm_timer() {
   timer_.expires_at(deadline_);
-  timer_.async_wait([self = shared_from_this()](const boost::system::error_code& ec) {
+  timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
     if (!ec) self->on_timer();
   });
 }
 
-void Connection::on_timer() {
+template <class Stream>
+void Connection<Stream>::on_timer() {
   if (closed_) return;
   if (Clock::now() < deadline_) {
     arm_timer();
+    return;
+  }
+  if (in_handshake_) {
+    handshake_failed("handshake_timeout", "handshake timeout");
     return;
   }
   if (close_requested_) {
     shutdown("peer did not read the last bytes in time");
     return;
   }
+  if (!client_.connected()) {
+    stats_->count_failure("connect_timeout");
+    std::uint64_t suppressed = 0;
+    if (stats_->log_limit.allow(suppressed)) {
+      spdlog::warn("listener '{}': no CONNECT within {} ms: peer={}{}", stats_->name,
+                   broker_.config().connect_timeout.count(), peer_,
+                   suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
+    }
+  }
   dispatch([&] { client_.on_timeout(); });
 }
 
-void Connection::close() {
+template <class Stream>
+void Connection<Stream>::close() {
   if (closed_ || close_requested_) return;
   close_requested_ = true;
   deadline_ = Clock::now() + kCloseGrace;
@@ -224,17 +423,25 @@ void Connection::close() {
   if (!in_dispatch_) start_write();
 }
 
-void Connection::shutdown(std::string_view why) {
+template <class Stream>
+void Connection<Stream>::shutdown(std::string_view why) {
   if (closed_) return;
   closed_ = true;
+  if (in_handshake_) {
+    in_handshake_ = false;
+    stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+  }
   client_.on_closed(why);
   boost::system::error_code ec;
   timer_.cancel();
-  socket_.shutdown(asio::ip::tcp::socket::shutdown_both, ec);
-  socket_.close(ec);
+  socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket().close(ec);
   queued_.clear();
   queued_owned_.clear();
   queued_bytes_ = 0;
 }
+
+template class Connection<TcpStream>;
+template class Connection<TlsStream>;
 
 }  // namespace petrel::net

@@ -1,9 +1,12 @@
 #include "net/server.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+
+#include "net/connection.hpp"
 
 namespace petrel::net {
 
@@ -15,17 +18,57 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
   retained_ = store::make_memory_retained_store();
   sessions_ = store::make_memory_session_store();
   broker_ = std::make_unique<broker::Broker>(options_.broker, *retained_, *sessions_, *loops_[0]);
-  for (const auto& spec : options_.listeners) {
-    boost::system::error_code ec;
-    auto address = asio::ip::make_address(spec.bind, ec);
-    if (ec) throw std::runtime_error("listener '" + spec.name + "': invalid bind address '" + spec.bind + "'");
-    listeners_.push_back(std::make_unique<TcpListener>(
-        *loops_[0], spec.name, asio::ip::tcp::endpoint(address, spec.port),
-        [this]() -> asio::io_context& { return *loops_[next_loop_++ % loops_.size()]; }, *broker_));
-  }
+  for (const auto& spec : options_.listeners) add_listener(spec);
+  broker_->add_sys_source([this](const broker::Broker::SysPut& put) { publish_listener_stats(put); });
 }
 
 Server::~Server() = default;
+
+void Server::add_listener(const ListenerSpec& spec) {
+  boost::system::error_code ec;
+  auto address = asio::ip::make_address(spec.bind, ec);
+  if (ec) throw std::runtime_error(fmt::format("listener '{}': invalid bind address '{}'", spec.name, spec.bind));
+  auto stats = std::make_shared<ListenerStats>();
+  stats->name = spec.name;
+  stats->type = spec.type;
+  Listener::Handoff handoff;
+  if (spec.type == "tls") {
+    std::shared_ptr<TlsContext> tls;
+    try {
+      tls = std::make_shared<TlsContext>(spec.tls);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(fmt::format("listener '{}': {}", spec.name, e.what()));
+    }
+    tls_contexts_.emplace_back(spec.name, tls);
+    handoff = [this, stats, tls](asio::ip::tcp::socket socket) {
+      // A flood of slow or bad handshakes must not keep good clients out
+      // for long, nor exhaust memory: past the bound, refuse at once.
+      if (stats->handshakes_in_progress.load(std::memory_order_relaxed) >= tls->settings().max_pending_handshakes) {
+        stats->rejected_busy.fetch_add(1, std::memory_order_relaxed);
+        stats->count_failure("too_many_handshakes");
+        std::uint64_t suppressed = 0;
+        if (stats->log_limit.allow(suppressed))
+          spdlog::warn("listener '{}': {} TLS handshakes in progress, refusing a new connection{}", stats->name,
+                       tls->settings().max_pending_handshakes,
+                       suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
+        boost::system::error_code ignored;
+        socket.close(ignored);
+        return;
+      }
+      auto c = std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), tls->settings(), *broker_,
+                                                       stats);
+      c->post_start();
+    };
+  } else {
+    handoff = [this, stats](asio::ip::tcp::socket socket) {
+      auto c = std::make_shared<Connection<TcpStream>>(std::move(socket), *broker_, stats);
+      c->post_start();
+    };
+  }
+  listeners_.push_back(std::make_unique<Listener>(
+      *loops_[0], stats, asio::ip::tcp::endpoint(address, spec.port),
+      [this]() -> asio::io_context& { return *loops_[next_loop_++ % loops_.size()]; }, std::move(handoff)));
+}
 
 std::vector<asio::ip::tcp::endpoint> Server::endpoints() const {
   std::vector<asio::ip::tcp::endpoint> out;
@@ -33,15 +76,31 @@ std::vector<asio::ip::tcp::endpoint> Server::endpoints() const {
   return out;
 }
 
+void Server::publish_listener_stats(const broker::Broker::SysPut& put) const {
+  for (const auto& l : listeners_) {
+    const auto& s = l->stats();
+    const std::string base = "listeners/" + s.name + "/";
+    auto get = [](const std::atomic<std::uint64_t>& a) { return std::to_string(a.load(std::memory_order_relaxed)); };
+    put(base + "type", s.type);
+    put(base + "state", std::string(ListenerStats::state_name(s.state.load())));
+    put(base + "connections/accepted", get(s.accepted));
+    put(base + "connections/open", get(s.open));
+    // Connections that failed before CONNECT, by reason (handshake failures
+    // by kind, connect timeouts, refusals for too many handshakes).
+    put(base + "failures", std::to_string(s.failures_total()));
+    for (const auto& [label, count] : s.failures()) put(base + "failures/" + label, std::to_string(count));
+    if (s.type == "tls") {
+      put(base + "handshakes/completed", get(s.handshakes_completed));
+      put(base + "handshakes/in_progress", get(s.handshakes_in_progress));
+    }
+  }
+}
+
 void Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& loop : loops_) guards.push_back(asio::make_work_guard(*loop));
-  signals_ = std::make_unique<asio::signal_set>(*loops_[0], SIGINT, SIGTERM);
-  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    begin_shutdown();
-  });
+  signals_ = std::make_unique<asio::signal_set>(*loops_[0], SIGINT, SIGTERM, SIGHUP);
+  wait_for_signal();
   for (auto& l : listeners_) l->start();
   spdlog::info("petrel {} running with {} event loop{}", PETREL_VERSION, loops_.size(), loops_.size() == 1 ? "" : "s");
 
@@ -52,6 +111,33 @@ void Server::run() {
   for (auto& loop : loops_) loop->stop();
   for (auto& t : threads) t.join();
   spdlog::info("petrel stopped");
+}
+
+void Server::wait_for_signal() {
+  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+    if (ec) return;
+    if (sig == SIGHUP) {
+      reload_tls();
+      wait_for_signal();
+      return;
+    }
+    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    begin_shutdown();
+  });
+}
+
+void Server::reload_tls() {
+  if (tls_contexts_.empty()) {
+    spdlog::info("SIGHUP: no TLS listener to reload");
+    return;
+  }
+  for (auto& [name, tls] : tls_contexts_) {
+    if (auto error = tls->reload()) {
+      spdlog::error("listener '{}': TLS reload failed, keeping the previous certificates: {}", name, *error);
+    } else {
+      spdlog::info("listener '{}': TLS certificates reloaded; new handshakes use them", name);
+    }
+  }
 }
 
 void Server::stop() {

@@ -1,8 +1,9 @@
 // net::Server: the process's event loops and listeners. One Boost.Asio
 // io_context per thread (one thread per core by default); listeners spread
 // accepted connections over the loops round-robin, and each connection then
-// lives on its loop for good. Loop 0 also runs the broker's timers and the
-// signal handler.
+// lives on its loop for good. Loop 0 also runs the listeners' accept loops,
+// the broker's timers and the signal handler (SIGINT/SIGTERM: shut down;
+// SIGHUP: reload TLS certificates).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -14,15 +15,18 @@
 #include <vector>
 
 #include "broker/broker.hpp"
-#include "net/tcp_listener.hpp"
+#include "net/listener.hpp"
+#include "net/tls.hpp"
 #include "store/store.hpp"
 
 namespace petrel::net {
 
 struct ListenerSpec {
   std::string name;
+  std::string type = "tcp";  // "tcp" or "tls"
   std::string bind = "0.0.0.0";
   std::uint16_t port = 1883;
+  TlsSettings tls;  // type "tls" only
 };
 
 struct ServerOptions {
@@ -33,7 +37,8 @@ struct ServerOptions {
 
 class Server {
  public:
-  // Binds every listener; throws std::runtime_error if one cannot be bound.
+  // Binds every listener and loads every TLS context; throws
+  // std::runtime_error naming the listener if one cannot start.
   explicit Server(ServerOptions options);
   ~Server();
 
@@ -41,20 +46,27 @@ class Server {
   void run();
   // Thread-safe.
   void stop();
+  // Re-reads every TLS listener's certificate, key, CA and CRL files; a
+  // listener whose new files are invalid keeps its old ones (logged).
+  void reload_tls();
 
   std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
   broker::Broker& broker() { return *broker_; }
 
  private:
+  void add_listener(const ListenerSpec& spec);
+  void wait_for_signal();
   void begin_shutdown();
   void wait_for_clients(std::chrono::steady_clock::time_point give_up);
+  void publish_listener_stats(const broker::Broker::SysPut& put) const;
 
   ServerOptions options_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
   std::unique_ptr<store::RetainedStore> retained_;
   std::unique_ptr<store::SessionStore> sessions_;
   std::unique_ptr<broker::Broker> broker_;
-  std::vector<std::unique_ptr<TcpListener>> listeners_;
+  std::vector<std::unique_ptr<Listener>> listeners_;
+  std::vector<std::pair<std::string, std::shared_ptr<TlsContext>>> tls_contexts_;
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::size_t next_loop_ = 0;

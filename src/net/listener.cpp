@@ -1,23 +1,25 @@
-#include "net/tcp_listener.hpp"
+#include "net/listener.hpp"
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/v6_only.hpp>
 
-#include "net/connection.hpp"
-
 namespace petrel::net {
 
 namespace asio = boost::asio;
 using asio::ip::tcp;
 
-TcpListener::TcpListener(asio::io_context& loop, std::string name, const tcp::endpoint& endpoint, LoopPicker pick_loop,
-                         broker::Broker& broker)
-    : name_(std::move(name)), acceptor_(loop), backoff_(loop), pick_loop_(std::move(pick_loop)), broker_(broker) {
+Listener::Listener(asio::io_context& loop, std::shared_ptr<ListenerStats> stats, const tcp::endpoint& endpoint,
+                   LoopPicker pick_loop, Handoff handoff)
+    : stats_(std::move(stats)),
+      acceptor_(loop),
+      backoff_(loop),
+      pick_loop_(std::move(pick_loop)),
+      handoff_(std::move(handoff)) {
   boost::system::error_code ec;
   auto fail = [&](const char* what) {
-    throw std::runtime_error(fmt::format("listener '{}': cannot {} {}:{}: {}", name_, what,
+    throw std::runtime_error(fmt::format("listener '{}': cannot {} {}:{}: {}", stats_->name, what,
                                          endpoint.address().to_string(), endpoint.port(), ec.message()));
   };
   acceptor_.open(endpoint.protocol(), ec);
@@ -30,42 +32,46 @@ TcpListener::TcpListener(asio::io_context& loop, std::string name, const tcp::en
   if (ec) fail("listen on");
 }
 
-void TcpListener::start() {
-  spdlog::info("listener '{}' accepting MQTT on {}:{}", name_, local_endpoint().address().to_string(),
-               local_endpoint().port());
+void Listener::start() {
+  spdlog::info("listener '{}' accepting MQTT over {} on {}:{}", stats_->name, stats_->type,
+               local_endpoint().address().to_string(), local_endpoint().port());
   accept();
 }
 
-void TcpListener::stop() {
+void Listener::stop() {
   stopped_ = true;
+  stats_->state = static_cast<int>(ListenerState::Closed);
   boost::system::error_code ec;
   acceptor_.close(ec);
   backoff_.cancel();
 }
 
-void TcpListener::accept() {
+void Listener::accept() {
   if (stopped_) return;
+  stats_->state = static_cast<int>(ListenerState::Accepting);
   acceptor_.async_accept(pick_loop_(), [this](const boost::system::error_code& ec, tcp::socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
-void TcpListener::on_accept(const boost::system::error_code& ec, tcp::socket socket) {
+void Listener::on_accept(const boost::system::error_code& ec, tcp::socket socket) {
   if (stopped_) return;
   if (!ec) {
-    std::make_shared<Connection>(std::move(socket), broker_)->start();
+    stats_->accepted.fetch_add(1, std::memory_order_relaxed);
+    handoff_(std::move(socket));
     accept();
     return;
   }
-  const auto now = std::chrono::steady_clock::now();
-  const bool log_now = now - last_error_log_ >= std::chrono::seconds(1);
   const int code = ec.value();
   const bool exhausted = code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
-  if (log_now) {
-    last_error_log_ = now;
-    spdlog::warn("listener '{}': accept failed: {}{}", name_, ec.message(), exhausted ? "; backing off 100 ms" : "");
+  std::uint64_t suppressed = 0;
+  if (stats_->log_limit.allow(suppressed)) {
+    spdlog::warn("listener '{}': accept failed: {}{}{}", stats_->name, ec.message(),
+                 exhausted ? "; backing off 100 ms" : "",
+                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
   }
   if (exhausted) {
+    stats_->state = static_cast<int>(ListenerState::BackingOff);
     backoff_.expires_after(std::chrono::milliseconds(100));
     backoff_.async_wait([this](const boost::system::error_code& e) {
       if (!e) accept();
