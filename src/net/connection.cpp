@@ -40,31 +40,17 @@ std::string format_peer(const asio::ip::tcp::socket& s) {
 }  // namespace
 
 template <class Stream>
-Connection<Stream>::Connection(asio::ip::tcp::socket socket, broker::Broker& broker,
-                               std::shared_ptr<ListenerStats> stats)
-  requires(!kTls)
-    : stream_(std::move(socket)),
-      timer_(stream_.get_executor()),
-      broker_(broker),
-      stats_(std::move(stats)),
-      client_(broker, *this),
-      peer_(format_peer(this->socket())) {
-}
-
-template <class Stream>
 Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context,
-                               const TlsSettings& tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
-  requires(kTls)
-    : stream_(std::move(socket), *context),
+                               const TlsSettings* tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
+    : stream_(make_stream(std::move(socket), context.get())),
       tls_context_(std::move(context)),
-      client_cert_(tls.client_cert),
-      identity_source_(tls.identity_as_username),
+      client_cert_(tls ? tls->client_cert : ClientCertPolicy::None),
+      identity_source_(tls ? tls->identity_as_username : IdentitySource::None),
       timer_(stream_.get_executor()),
       broker_(broker),
       stats_(std::move(stats)),
       client_(broker, *this),
-      peer_(format_peer(this->socket())) {
-}
+      peer_(format_peer(this->socket())) {}
 
 template <class Stream>
 Connection<Stream>::~Connection() {

@@ -51,13 +51,10 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
 
-  // TCP
-  Connection(boost::asio::ip::tcp::socket socket, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
-    requires(!kTls);
-  // TLS: `context` stays alive as long as the connection.
+  // `context` and `tls` are for TLS connections (null for TCP); the context
+  // stays alive as long as the connection.
   Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> context,
-             const TlsSettings& tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
-    requires(kTls);
+             const TlsSettings* tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats);
   ~Connection() override;
 
   // Starts the connection on its own loop (callable from any thread).
@@ -81,6 +78,13 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   };
 
   void start();
+  static Stream make_stream(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* context) {
+    if constexpr (kTls) {
+      return Stream(std::move(socket), *context);
+    } else {
+      return Stream(std::move(socket));
+    }
+  }
   boost::asio::ip::tcp::socket& socket() {
     if constexpr (kTls) {
       return stream_.next_layer();

@@ -55,13 +55,13 @@ void Server::add_listener(const ListenerSpec& spec) {
         socket.close(ignored);
         return;
       }
-      auto c = std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), tls->settings(), *broker_,
+      auto c = std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), &tls->settings(), *broker_,
                                                        stats);
       c->post_start();
     };
   } else {
     handoff = [this, stats](asio::ip::tcp::socket socket) {
-      auto c = std::make_shared<Connection<TcpStream>>(std::move(socket), *broker_, stats);
+      auto c = std::make_shared<Connection<TcpStream>>(std::move(socket), nullptr, nullptr, *broker_, stats);
       c->post_start();
     };
   }

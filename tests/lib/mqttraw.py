@@ -4,12 +4,18 @@ Builds packets byte by byte (independently of petrel's own codec, so the two
 check each other) and reads whole packets back from a socket with a deadline.
 Only what the tests need: packets are built from explicit fields, and decoded
 into a small Packet record (type, flags, body) with helpers to pick it apart.
+RawClient is synchronous (the test thread reads); AsyncClient reads on a
+background thread and answers QoS acknowledgements itself, for tests that run
+many clients at once.
 """
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
+import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 CONNECT, CONNACK, PUBLISH, PUBACK, PUBREC, PUBREL, PUBCOMP = 1, 2, 3, 4, 5, 6, 7
@@ -323,19 +329,55 @@ def parse(ptype: int, flags: int, body: bytes, version: int) -> Packet:
     return p
 
 
+def take_packet(buf: bytes, start: int = 0) -> tuple[int, bytes, int] | None:
+    """The whole packet at buf[start:]: (first byte, body, offset just past it), or None if incomplete."""
+    mult, length, i = 1, 0, start + 1
+    while i < len(buf) and i <= start + 4:
+        b = buf[i]
+        length += (b & 0x7F) * mult
+        mult *= 128
+        i += 1
+        if not b & 0x80:
+            if len(buf) < i + length:
+                return None
+            return buf[start], buf[i:i + length], i + length
+    return None
+
+
 class Closed(Exception):
     """The broker closed the connection."""
 
 
 class RawClient:
-    """A TCP connection that sends raw bytes and reads whole packets back."""
+    """A TCP connection that sends raw bytes and reads whole packets back.
 
-    def __init__(self, port: int, host: str = "127.0.0.1", version: int = 4, timeout: float = 5.0):
+    With `tls` (an ssl.SSLContext) the connection is TLS: the handshake runs in the constructor (its
+    ssl.SSLError / OSError propagate), `server_hostname` is checked if the context says so, and a TLS alert
+    or a truncated stream while reading counts as the broker closing the connection (Closed)."""
+
+    def __init__(self, port: int, host: str = "127.0.0.1", version: int = 4, timeout: float = 5.0,
+                 tls: ssl.SSLContext | None = None, server_hostname: str = "localhost"):
         self.version = version
         self.timeout = timeout
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host, port), timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.local_port = sock.getsockname()[1]
+        if tls is not None:
+            try:
+                sock = tls.wrap_socket(sock, server_hostname=server_hostname)
+            except BaseException:
+                sock.close()
+                raise
+        self.sock = sock
         self.buf = b""
+
+    @classmethod
+    def over(cls, sock: socket.socket, version: int = 4, timeout: float = 5.0) -> "RawClient":
+        """A RawClient on a socket the caller already connected (and perhaps wrapped in TLS itself)."""
+        c = cls.__new__(cls)
+        c.version, c.timeout, c.sock, c.buf = version, timeout, sock, b""
+        c.local_port = sock.getsockname()[1]
+        return c
 
     def close(self) -> None:
         try:
@@ -363,6 +405,8 @@ class RawClient:
             raise TimeoutError("no packet from the broker in time") from e
         except ConnectionResetError as e:
             raise Closed("connection reset") from e
+        except ssl.SSLError as e:  # a TLS alert, or EOF without close_notify
+            raise Closed(f"TLS: {e}") from e
         if not chunk:
             raise Closed("connection closed by the broker")
         self.buf += chunk
@@ -371,21 +415,11 @@ class RawClient:
         """The next whole packet. Raises Closed if the broker closes first, TimeoutError if none comes."""
         deadline = time.monotonic() + (timeout if timeout is not None else self.timeout)
         while True:
-            if len(self.buf) >= 2:
-                mult, length, i = 1, 0, 1
-                complete = False
-                while i < len(self.buf) and i <= 4:
-                    b = self.buf[i]
-                    length += (b & 0x7F) * mult
-                    mult *= 128
-                    i += 1
-                    if not b & 0x80:
-                        complete = True
-                        break
-                if complete and len(self.buf) >= i + length:
-                    first, body = self.buf[0], self.buf[i:i + length]
-                    self.buf = self.buf[i + length:]
-                    return parse(first >> 4, first & 0x0F, body, self.version)
+            got = take_packet(self.buf)
+            if got is not None:
+                first, body, end = got
+                self.buf = self.buf[end:]
+                return parse(first >> 4, first & 0x0F, body, self.version)
             self._fill(deadline)
 
     def expect(self, ptype: int, timeout: float | None = None) -> Packet:
@@ -416,3 +450,199 @@ class RawClient:
         kw.setdefault("version", self.version)
         self.send(connect(client_id, **kw))
         return self.expect(CONNACK)
+
+
+# ------------------------------------------------- clients with a reader thread --
+
+class Hub:
+    """A condition shared by several AsyncClients: a test waits on it for a state spanning all of them."""
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+
+    def wait_for(self, predicate, what: str, timeout: float) -> None:
+        """Waits until predicate() (evaluated under the lock) is true; AssertionError naming `what` if not."""
+        with self.cond:
+            if not self.cond.wait_for(predicate, timeout):
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class AsyncClient:
+    """A TCP connection whose incoming packets a background thread reads, records and, where the protocol
+    requires an answer, acknowledges: the broker's QoS 1 PUBLISH gets PUBACK, QoS 2 gets PUBREC and later
+    PUBCOMP for its PUBREL; a PUBREC for this client's own QoS 2 PUBLISH gets PUBREL. So many clients can run
+    pipelined flows at once while the test thread only sends and waits.
+
+    Everything is recorded under `hub.cond` (shared by the clients of a test): `publishes` (PUBLISH packets in
+    arrival order), `packets` (all the others), `counts` (per packet type), `topic_counts` (PUBLISHes per topic),
+    `closed` (the connection ended; `reset` if by ECONNRESET) and `errors` (protocol slips seen on the way,
+    e.g. a PUBREL for a packet identifier with no PUBREC outstanding).
+    """
+
+    def __init__(self, port: int, version: int = 4, hub: Hub | None = None, timeout: float = 60.0,
+                 name: str = "", host: str = "127.0.0.1"):
+        self.version = version
+        self.timeout = timeout
+        self.name = name
+        self.hub = hub or Hub()
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._send_lock = threading.Lock()
+        self.publishes: list[Packet] = []
+        self.packets: list[Packet] = []
+        self.counts: Counter = Counter()
+        self.topic_counts: Counter = Counter()
+        self.awaiting_pubrel: set[int] = set()
+        self.errors: list[str] = []
+        self.closed = False
+        self.reset = False
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, daemon=True, name=f"reader-{name}")
+        self._thread.start()
+
+    def __repr__(self) -> str:
+        return f"<AsyncClient {self.name} v{self.version}{' closed' if self.closed else ''}>"
+
+    # ------------------------------------------------------------- reader --
+
+    def _run(self) -> None:
+        buf, pos = b"", 0
+        try:
+            while True:
+                try:
+                    chunk = self.sock.recv(1 << 16)
+                except socket.timeout:
+                    if self._stopping:
+                        return
+                    continue
+                if not chunk or self._stopping:
+                    return
+                buf = buf[pos:] + chunk
+                pos = 0
+                while not self._stopping and (got := take_packet(buf, pos)) is not None:
+                    first, body, pos = got
+                    self._handle(parse(first >> 4, first & 0x0F, body, self.version))
+        except ConnectionResetError:
+            self.reset = True
+        except OSError:
+            pass
+        finally:
+            with self.hub.cond:
+                self.closed = True
+                self.hub.cond.notify_all()
+
+    def _handle(self, p: Packet) -> None:
+        reply = None
+        f = p.fields
+        with self.hub.cond:
+            if p.type == PUBLISH:
+                self.publishes.append(p)
+                self.topic_counts[f["topic"]] += 1
+                if f["qos"] == 1:
+                    reply = ack(PUBACK, f["packet_id"])
+                elif f["qos"] == 2:
+                    if f["packet_id"] in self.awaiting_pubrel and not f["dup"]:
+                        self.errors.append(f"QoS 2 PUBLISH with DUP=0 reusing packet id {f['packet_id']} "
+                                           "whose PUBREL is still awaited")
+                    self.awaiting_pubrel.add(f["packet_id"])
+                    reply = ack(PUBREC, f["packet_id"])
+            else:
+                self.packets.append(p)
+                if p.type == PUBREL:
+                    if f["packet_id"] not in self.awaiting_pubrel:
+                        self.errors.append(f"PUBREL for packet id {f['packet_id']} without a PUBREC outstanding")
+                    self.awaiting_pubrel.discard(f["packet_id"])
+                    reply = ack(PUBCOMP, f["packet_id"])
+                elif p.type == PUBREC and f["reason"] < 0x80:
+                    reply = ack(PUBREL, f["packet_id"])
+            self.counts[p.type] += 1
+            self.hub.cond.notify_all()
+        if reply is not None:
+            try:
+                self.send(reply)
+            except OSError:
+                pass  # the broker closed the connection; the reader sees it next
+
+    # ------------------------------------------------------------ helpers --
+
+    def send(self, data: bytes) -> None:
+        with self._send_lock:
+            self.sock.sendall(data)
+
+    def wait_for(self, predicate, what: str, timeout: float | None = None) -> None:
+        """Waits until predicate() is true (evaluated under the hub's lock)."""
+        self.hub.wait_for(predicate, f"{self.name}: {what}", self.timeout if timeout is None else timeout)
+
+    def wait_packet(self, ptype: int, packet_id: int | None = None, since: int = 0,
+                    timeout: float | None = None) -> Packet:
+        """The first non-PUBLISH packet of `ptype` (with `packet_id`, if given) at or after index `since`
+        of `packets`. Fails at once if the connection closes without it."""
+        found: list[Packet] = []
+
+        def ready() -> bool:
+            for p in self.packets[since:]:
+                if p.type == ptype and (packet_id is None or p.fields.get("packet_id") == packet_id):
+                    found.append(p)
+                    return True
+            return self.closed
+
+        self.wait_for(ready, f"{NAMES[ptype]} {packet_id if packet_id is not None else ''}", timeout)
+        assert found, f"{self.name}: connection closed before {NAMES[ptype]}; got {self.packets[since:]!r}"
+        return found[0]
+
+    def connect(self, client_id: str, **kw) -> Packet:
+        """CONNECT; the first packet back must be CONNACK Success."""
+        kw.setdefault("version", self.version)
+        self.send(connect(client_id, **kw))
+        self.wait_for(lambda: self.packets or self.closed, f"CONNACK for {client_id!r}")
+        assert self.packets, f"{self.name}: closed without CONNACK"
+        ack_ = self.packets[0]
+        assert ack_.type == CONNACK and ack_.fields["reason"] == 0, f"{client_id!r}: {ack_!r}"
+        return ack_
+
+    def subscribe(self, packet_id: int, filters: list[tuple[str, int]], properties: list | None = None) -> list[int]:
+        """SUBSCRIBE and wait for its SUBACK; returns the reason codes."""
+        with self.hub.cond:
+            since = len(self.packets)
+        self.send(subscribe(packet_id, filters, version=self.version, properties=properties))
+        return self.wait_packet(SUBACK, packet_id, since).fields["reasons"]
+
+    def unsubscribe(self, packet_id: int, filters: list[str]) -> list[int]:
+        """UNSUBSCRIBE and wait for its UNSUBACK; returns the reason codes (v5; empty for 3.1.1)."""
+        with self.hub.cond:
+            since = len(self.packets)
+        self.send(unsubscribe(packet_id, filters, version=self.version))
+        return self.wait_packet(UNSUBACK, packet_id, since).fields["reasons"]
+
+    def ping(self) -> None:
+        """PINGREQ, then wait for a PINGRESP: the connection is alive and the broker has read all sent before."""
+        with self.hub.cond:
+            since = len(self.packets)
+        self.send(pingreq())
+        self.wait_packet(PINGRESP, since=since)
+
+    def received(self) -> list[Packet]:
+        """A copy of the PUBLISHes so far."""
+        with self.hub.cond:
+            return list(self.publishes)
+
+    def close(self) -> None:
+        """Ends the connection (FIN, no DISCONNECT) and stops the reader."""
+        self._stopping = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._thread.join(self.timeout)
+        self.sock.close()
+
+    def abort(self) -> None:
+        """Ends the connection abruptly: RST instead of FIN, whatever is unread is dropped."""
+        self._stopping = True
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.sock.shutdown(socket.SHUT_RD)  # wakes the reader without sending anything
+        except OSError:
+            pass
+        self._thread.join(self.timeout)
+        self.sock.close()
