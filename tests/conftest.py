@@ -8,6 +8,7 @@ contract) or if it wrote a sanitizer report (ASan, LSan, TSan, UBSan).
 from __future__ import annotations
 
 import os
+import resource
 import signal
 import socket
 import subprocess
@@ -32,7 +33,8 @@ def free_port() -> int:
 class Broker:
     """A running petrel process."""
 
-    def __init__(self, tmp_path: Path, config: str = "", args: list[str] | None = None, threads: int = 2):
+    def __init__(self, tmp_path: Path, config: str = "", args: list[str] | None = None, threads: int = 2,
+                 max_open_files: int | None = None):
         self.port = free_port()
         self.host = "127.0.0.1"
         self.config_path = tmp_path / f"petrel-{self.port}.toml"
@@ -41,7 +43,12 @@ class Broker:
             + config)
         self.log_path = tmp_path / f"petrel-{self.port}.log"
         self.log = open(self.log_path, "wb")
+        def limit_files():
+            if max_open_files is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
+
         self.proc = subprocess.Popen([PETREL_BIN, "--config", str(self.config_path), *(args or [])],
+                                     preexec_fn=limit_files,
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_listening()
 

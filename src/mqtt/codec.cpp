@@ -197,13 +197,27 @@ Subscribe decode_subscribe(const Frame& f, Version v) {
   return s;
 }
 
+bool valid_suback_reason(std::uint8_t rc, Version v) {
+  if (rc <= 2 || rc == 0x80) return true;
+  if (v != Version::V5) return false;
+  switch (rc) {
+    case 0x83: case 0x87: case 0x8F: case 0x91: case 0x97: case 0x9E: case 0xA1: case 0xA2: return true;
+    default: return false;
+  }
+}
+
 Suback decode_suback(const Frame& f, Version v) {
   expect_flags(f, 0);
   Suback s;
   Reader r(f.body);
   s.packet_id = packet_id(r);
   if (v == Version::V5) s.properties = decode_properties(r, PropertyContext::Suback);
-  while (!r.empty()) s.reasons.push_back(static_cast<ReasonCode>(r.u8()));
+  if (r.empty()) protocol_error("SUBACK without return codes");
+  while (!r.empty()) {
+    const auto rc = r.u8();
+    if (!valid_suback_reason(rc, v)) malformed(fmt::format("invalid SUBACK return code 0x{:02X}", rc));
+    s.reasons.push_back(static_cast<ReasonCode>(rc));
+  }
   return s;
 }
 
@@ -225,7 +239,15 @@ Unsuback decode_unsuback(const Frame& f, Version v) {
   u.packet_id = packet_id(r);
   if (v == Version::V5) {
     u.properties = decode_properties(r, PropertyContext::Unsuback);
-    while (!r.empty()) u.reasons.push_back(static_cast<ReasonCode>(r.u8()));
+    if (r.empty()) protocol_error("UNSUBACK without reason codes");
+    while (!r.empty()) {
+      const auto rc = r.u8();
+      switch (rc) {
+        case 0x00: case 0x11: case 0x80: case 0x83: case 0x87: case 0x8F: case 0x91: break;
+        default: malformed(fmt::format("invalid UNSUBACK reason code 0x{:02X}", rc));
+      }
+      u.reasons.push_back(static_cast<ReasonCode>(rc));
+    }
   }
   expect_end(r, PacketType::Unsuback);
   return u;
@@ -240,6 +262,12 @@ Connack decode_connack(const Frame& f, Version v) {
   c.session_present = flags & 1;
   auto rc = r.u8();
   if (v == Version::V5) {
+    switch (rc) {
+      case 0x00: case 0x80: case 0x81: case 0x82: case 0x83: case 0x84: case 0x85: case 0x86: case 0x87: case 0x88:
+      case 0x89: case 0x8A: case 0x8C: case 0x90: case 0x95: case 0x97: case 0x99: case 0x9A: case 0x9B: case 0x9C:
+      case 0x9D: case 0x9F: break;
+      default: malformed(fmt::format("invalid CONNACK reason code 0x{:02X}", rc));
+    }
     c.reason = static_cast<ReasonCode>(rc);
     c.properties = decode_properties(r, PropertyContext::Connack);
   } else {
