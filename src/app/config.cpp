@@ -65,7 +65,8 @@ class Parser {
         "crl_file",    "min_version", "max_version", "ciphers",   "ciphersuites",
         "alpn",        "client_cert", "identity_as_username", "max_pending_handshakes"};
     for (const auto& [k, v] : t) {
-      bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port";
+      bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
+                k.str() == "max_connections";
       for (auto key : tls_keys) ok = ok || k.str() == key;
       if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
     }
@@ -78,6 +79,7 @@ class Parser {
     string(t, "bind", spec.bind);
     spec.port = spec.type == "tls" ? 8883 : 1883;
     integer(t, "port", spec.port, 0, 65535);
+    integer(t, "max_connections", spec.max_connections, 0, 10'000'000);
     if (spec.type != "tls") {
       for (auto key : tls_keys)
         if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' applies to type = \"tls\" listeners only", key));
@@ -161,7 +163,9 @@ class Parser {
       known_keys(*m, "[mqtt]",
                  {"max_packet_size", "max_keep_alive", "max_session_expiry", "receive_maximum", "max_inflight",
                   "max_queued_messages", "queue_qos0_offline", "topic_alias_maximum", "topic_alias_to_client",
-                  "max_qos", "retain_available", "allow_empty_client_id", "connect_timeout"});
+                  "max_qos", "retain_available", "allow_empty_client_id", "connect_timeout", "max_queued_bytes",
+                  "max_connections", "max_client_id_length", "max_topic_length", "max_topic_levels",
+                  "max_subscriptions", "max_retained_messages", "max_user_properties"});
       auto& b = c.server.broker;
       integer(*m, "max_packet_size", b.max_packet_size, 64, 268'435'460);
       integer(*m, "max_keep_alive", b.max_keep_alive, 1, 65535);
@@ -173,6 +177,14 @@ class Parser {
       integer(*m, "topic_alias_maximum", b.topic_alias_maximum, 0, 65535);
       boolean(*m, "topic_alias_to_client", b.topic_alias_to_client);
       integer(*m, "max_qos", b.max_qos, 0, 2);
+      integer(*m, "max_queued_bytes", b.max_queued_bytes, 0, std::int64_t{1} << 40);
+      integer(*m, "max_connections", b.max_connections, 0, 10'000'000);
+      integer(*m, "max_client_id_length", b.max_client_id_length, 23, 65535);
+      integer(*m, "max_topic_length", b.max_topic_length, 1, 65535);
+      integer(*m, "max_topic_levels", b.max_topic_levels, 1, 65535);
+      integer(*m, "max_subscriptions", b.max_subscriptions, 0, 100'000'000);
+      integer(*m, "max_retained_messages", b.max_retained_messages, 0, std::int64_t{1} << 40);
+      integer(*m, "max_user_properties", b.max_user_properties, 0, 65535);
       boolean(*m, "retain_available", b.retain_available);
       boolean(*m, "allow_empty_client_id", b.allow_empty_client_id);
       std::int64_t seconds = b.connect_timeout.count() / 1000;

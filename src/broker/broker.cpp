@@ -125,7 +125,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
     subs.swap(session->subscriptions);
     if (session->will) wills.push_back(session->will->to_message());
     session->will.reset();
-    session->queue.clear();
+    session->clear_queue();
     session->inflight.clear();
     session->inbound_qos2.clear();
     session->link.reset();
@@ -233,7 +233,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
     }
     if (any) {
       d.message = m;
-      auto r = target->enqueue(std::move(d), config_.max_queued_messages, config_.queue_qos0_offline);
+      auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline));
       if (r.queued) ++delivered;
       if (r.dropped) Stats::add(stats_.publish_dropped);
     }
@@ -243,16 +243,28 @@ std::size_t Broker::publish(const MessagePtr& m) {
   return delivered;
 }
 
-bool Broker::subscribe(const SessionPtr& session, const std::string& filter, const mqtt::SubscribeOptions& options,
-                       std::uint32_t subscription_id) {
+Broker::SubscribeResult Broker::subscribe(const SessionPtr& session, const std::string& filter,
+                                          const mqtt::SubscribeOptions& options, std::uint32_t subscription_id) {
   {
     std::lock_guard lock(session->mutex);
+    const bool known = session->subscriptions.contains(filter);
+    if (!known && config_.max_subscriptions && session->subscriptions.size() >= config_.max_subscriptions)
+      return SubscribeResult::QuotaExceeded;
     session->subscriptions[filter] = SubscriptionEntry{options, subscription_id};
   }
   const bool replaced = tree_.subscribe(filter, session, options, subscription_id);
   if (!replaced) Stats::add(stats_.subscriptions);
   session_store_.subscription_added(session->client_id(), filter, options, subscription_id);
-  return replaced;
+  return replaced ? SubscribeResult::Replaced : SubscribeResult::Added;
+}
+
+bool Broker::retained_quota_exceeded(const std::string& topic) const {
+  return config_.max_retained_messages && retained_.size() >= config_.max_retained_messages &&
+         !retained_.contains(topic);
+}
+
+Session::QueueLimits Broker::queue_limits(bool queue_qos0_offline) const {
+  return Session::QueueLimits{config_.max_queued_messages, config_.max_queued_bytes, queue_qos0_offline};
 }
 
 bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter) {
@@ -280,7 +292,7 @@ void Broker::send_retained(const SessionPtr& session, const std::string& filter,
     d.qos = std::min(m->qos(), entry.options.qos);
     d.retain = true;
     if (entry.subscription_id) d.subscription_ids.push_back(entry.subscription_id);
-    auto r = session->enqueue(std::move(d), config_.max_queued_messages, true);
+    auto r = session->enqueue(std::move(d), queue_limits(true));
     if (r.dropped) Stats::add(stats_.publish_dropped);
   }
 }

@@ -55,9 +55,13 @@ class Broker {
   // was delivered or queued to.
   std::size_t publish(const MessagePtr& message);
 
-  // Adds a subscription; returns true if it replaced an existing one.
-  bool subscribe(const SessionPtr& session, const std::string& filter, const mqtt::SubscribeOptions& options,
-                 std::uint32_t subscription_id);
+  enum class SubscribeResult { Added, Replaced, QuotaExceeded };
+  // Adds or replaces a subscription, unless the session holds
+  // max_subscriptions already.
+  SubscribeResult subscribe(const SessionPtr& session, const std::string& filter,
+                            const mqtt::SubscribeOptions& options, std::uint32_t subscription_id);
+  // Whether storing a retained message on `topic` would exceed max_retained_messages.
+  bool retained_quota_exceeded(const std::string& topic) const;
   bool unsubscribe(const SessionPtr& session, const std::string& filter);
   // Queues the retained messages matching `filter` to `session`.
   void send_retained(const SessionPtr& session, const std::string& filter, const SubscriptionEntry& entry);
@@ -79,6 +83,7 @@ class Broker {
   void schedule_will(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
   void schedule_expiry(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
   void publish_sys();
+  Session::QueueLimits queue_limits(bool queue_qos0_offline) const;
   void start_sys_timer();
 
   BrokerConfig config_;

@@ -25,8 +25,15 @@ std::string assigned_client_id() {
   return fmt::format("petrel-{:016x}", rng());
 }
 
-bool is_sys_topic(std::string_view topic) {
-  return topic.substr(0, 4) == "$SYS";
+bool is_sys_topic(std::string_view topic) { return topic.substr(0, 4) == "$SYS"; }
+
+template <class T>
+std::size_t user_property_count(const T& packet) {
+  if constexpr (requires { packet.properties; }) {
+    return packet.properties.user_properties.size();
+  } else {
+    return 0;
+  }
 }
 
 }  // namespace
@@ -59,6 +66,10 @@ void Client::handle(const mqtt::Frame& frame) {
     return;
   }
   mqtt::Packet packet = mqtt::decode(frame, version_);
+  const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
+  if (user_properties > broker_.config().max_user_properties)
+    throw mqtt::ProtocolError(ReasonCode::QuotaExceeded,
+                              fmt::format("{} user properties, more than max_user_properties", user_properties));
   std::visit(
       [&](auto& p) {
         using T = std::decay_t<decltype(p)>;
@@ -112,10 +123,17 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     if (version_ == Version::V31 || (version_ == Version::V311 && !c.clean_start) || !cfg.allow_empty_client_id)
       return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid, "empty client identifier");
   }
+  if (c.client_id.size() > cfg.max_client_id_length)
+    return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid,
+                          fmt::format("client identifier of {} bytes, above max_client_id_length {}",
+                                      c.client_id.size(), cfg.max_client_id_length));
+  if (c.properties.user_properties.size() > cfg.max_user_properties ||
+      (c.will && c.will->properties.user_properties.size() > cfg.max_user_properties))
+    return refuse_connect(version_, ReasonCode::QuotaExceeded, "more user properties than max_user_properties");
   if (c.properties.authentication_method)
     return refuse_connect(version_, ReasonCode::BadAuthenticationMethod,
                           fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
-  if (c.will && !mqtt::valid_topic_name(c.will->topic))
+  if (c.will && (!mqtt::valid_topic_name(c.will->topic) || !within_topic_limits(c.will->topic)))
     return refuse_connect(version_, ReasonCode::TopicNameInvalid, "invalid will topic");
   if (c.will && c.will->properties.response_topic && !mqtt::valid_topic_name(*c.will->properties.response_topic))
     return refuse_connect(version_, ReasonCode::ProtocolError, "will response topic is not a valid topic name");
@@ -186,6 +204,12 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   flush();
 }
 
+bool Client::within_topic_limits(std::string_view topic) const {
+  const auto& cfg = broker_.config();
+  if (topic.size() > cfg.max_topic_length) return false;
+  return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 <= cfg.max_topic_levels;
+}
+
 void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   mqtt::Connack ack;
   ack.reason = rc;
@@ -207,6 +231,8 @@ void Client::on_publish(mqtt::Publish& p) {
   if (p.qos > cfg.max_qos) throw mqtt::ProtocolError(ReasonCode::QoSNotSupported, "QoS above maximum QoS");
   if (p.retain && !cfg.retain_available)
     throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
+  if (!within_topic_limits(p.topic))
+    throw mqtt::ProtocolError(ReasonCode::TopicNameInvalid, "topic longer or deeper than the configured limits");
   if (!p.properties.subscription_identifiers.empty())
     mqtt::protocol_error("subscription identifier in a PUBLISH from a client");  // [MQTT-3.3.4-6]
   if (p.properties.response_topic && !mqtt::valid_topic_name(*p.properties.response_topic))
@@ -224,6 +250,15 @@ void Client::on_publish(mqtt::Publish& p) {
     }
   }
 
+  if (p.retain && !p.payload.empty() && broker_.retained_quota_exceeded(p.topic)) {
+    // Storing it would exceed max_retained_messages: refuse the publish.
+    spdlog::warn("client {}: retained message on '{}' refused: max_retained_messages reached", client_id_, p.topic);
+    if (p.qos > 0) {
+      send(mqtt::PubAck{p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
+                        ReasonCode::QuotaExceeded, {}});
+    }
+    return;
+  }
   if (p.qos == 2) {
     std::lock_guard lock(session_->mutex);
     if (session_->inbound_qos2.contains(p.packet_id)) {
@@ -302,7 +337,8 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
   std::vector<std::pair<const mqtt::Subscription*, mqtt::SubscribeOptions>> retained;
   for (const auto& sub : s.subscriptions) {
     auto shared = mqtt::parse_shared(sub.filter);
-    const bool valid = shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(sub.filter);
+    const bool valid = (shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(sub.filter)) &&
+                       within_topic_limits(shared ? shared->filter : std::string_view(sub.filter));
     if (!valid) {
       ack.reasons.push_back(ReasonCode::TopicFilterInvalid);
       continue;
@@ -310,7 +346,12 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
     if (shared && sub.options.no_local) mqtt::protocol_error("no local on a shared subscription");
     auto options = sub.options;
     options.qos = std::min(options.qos, cfg.max_qos);
-    const bool existed = broker_.subscribe(session_, sub.filter, options, sub_id);
+    const auto result = broker_.subscribe(session_, sub.filter, options, sub_id);
+    if (result == Broker::SubscribeResult::QuotaExceeded) {
+      ack.reasons.push_back(ReasonCode::QuotaExceeded);
+      continue;
+    }
+    const bool existed = result == Broker::SubscribeResult::Replaced;
     ack.reasons.push_back(static_cast<ReasonCode>(options.qos));
     if (!shared && (options.retain_handling == 0 || (options.retain_handling == 1 && !existed)))
       retained.emplace_back(&sub, options);
@@ -521,14 +562,14 @@ void Client::flush() {
     while (!queue.empty() && budget > 0) {
       Delivery& d = queue.front();
       if (d.message->expired(now)) {
-        queue.pop_front();
+        session_->pop_front();
         ++dropped;
         continue;
       }
       const std::size_t size = publish_size(d, now);
       if (size > peer_max_packet_size_) {
         // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
-        queue.pop_front();
+        session_->pop_front();
         ++dropped;
         continue;
       }
@@ -541,8 +582,7 @@ void Client::flush() {
         session_->inflight.emplace(id, std::move(f));
       }
       budget = size >= budget ? 0 : budget - size;
-      batch.push_back(Out{std::move(d), id});
-      queue.pop_front();
+      batch.push_back(Out{session_->take_front(), id});
     }
   }
   if (dropped) Stats::add(broker_.stats().publish_dropped, dropped);

@@ -57,6 +57,7 @@ class Client {
   void on_unsubscribe(const mqtt::Unsubscribe& u);
   void on_disconnect(const mqtt::Disconnect& d);
 
+  bool within_topic_limits(std::string_view topic) const;
   void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
   void fail(mqtt::ReasonCode rc, std::string_view why);
   void end(bool publish_will, std::string_view why);

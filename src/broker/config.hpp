@@ -33,6 +33,19 @@ struct BrokerConfig {
   std::uint8_t max_qos = 2;
   bool retain_available = true;
   bool allow_empty_client_id = true;
+  // Bytes (topic + payload) queued per session; 0: no byte limit.
+  std::uint64_t max_queued_bytes = 64ull << 20;
+  // Open network connections, all listeners together; 0: no limit.
+  std::uint32_t max_connections = 0;
+  std::uint16_t max_client_id_length = 256;
+  std::uint16_t max_topic_length = 65535;
+  std::uint16_t max_topic_levels = 128;
+  // Subscriptions one session may hold; 0: no limit.
+  std::uint32_t max_subscriptions = 10000;
+  // Retained topics kept; 0: no limit.
+  std::uint64_t max_retained_messages = 0;
+  // User properties one packet may carry.
+  std::uint16_t max_user_properties = 128;
   // Time allowed between TCP accept and a complete CONNECT.
   std::chrono::milliseconds connect_timeout{10'000};
   // How often $SYS topics are published; 0 disables them.

@@ -1,19 +1,36 @@
 #include "broker/session.hpp"
 
+#include <algorithm>
+
 namespace petrel::broker {
 
-Session::EnqueueResult Session::enqueue(Delivery d, std::uint32_t max_queued, bool queue_qos0_offline) {
+Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
   std::shared_ptr<Transport> to_wake;
   EnqueueResult r;
   {
     std::lock_guard lock(mutex);
     const bool is_online = online();
-    if (!is_online && d.qos == 0 && !queue_qos0_offline) return r;
-    if (queue.size() >= max_queued) {
+    if (!is_online && d.qos == 0 && !limits.queue_qos0_offline) return r;
+    const std::size_t bytes = cost(d);
+    auto full = [&] {
+      return queue.size() >= limits.max_messages || (limits.max_bytes && queued_bytes + bytes > limits.max_bytes);
+    };
+    while (full()) {
+      if (d.qos == 0 || queued_qos0 == 0) {
+        ++dropped;
+        r.dropped = true;
+        return r;
+      }
+      // Make room by dropping the oldest QoS 0 message.
+      auto it = std::find_if(queue.begin(), queue.end(), [](const Delivery& q) { return q.qos == 0; });
+      queued_bytes -= cost(*it);
+      --queued_qos0;
+      queue.erase(it);
       ++dropped;
       r.dropped = true;
-      return r;
     }
+    queued_bytes += bytes;
+    if (d.qos == 0) ++queued_qos0;
     queue.push_back(std::move(d));
     r.queued = true;
     if (is_online && !wake_pending) {
@@ -23,6 +40,26 @@ Session::EnqueueResult Session::enqueue(Delivery d, std::uint32_t max_queued, bo
   }
   if (to_wake) to_wake->wake();
   return r;
+}
+
+void Session::pop_front() {
+  queued_bytes -= cost(queue.front());
+  if (queue.front().qos == 0) --queued_qos0;
+  queue.pop_front();
+}
+
+Delivery Session::take_front() {
+  queued_bytes -= cost(queue.front());
+  if (queue.front().qos == 0) --queued_qos0;
+  Delivery d = std::move(queue.front());
+  queue.pop_front();
+  return d;
+}
+
+void Session::clear_queue() {
+  queue.clear();
+  queued_bytes = 0;
+  queued_qos0 = 0;
 }
 
 std::uint16_t Session::allocate_packet_id() {

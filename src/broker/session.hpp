@@ -72,9 +72,22 @@ class Session {
     bool queued = false;
     bool dropped = false;
   };
-  // Thread-safe. Queues `d` (subject to the queue limit) and wakes the
-  // connection if there is one.
-  EnqueueResult enqueue(Delivery d, std::uint32_t max_queued, bool queue_qos0_offline);
+  struct QueueLimits {
+    std::uint32_t max_messages;
+    std::uint64_t max_bytes;  // 0: none
+    bool queue_qos0_offline;
+  };
+  // Thread-safe. Queues `d` and wakes the connection if there is one. When
+  // the queue is full, QoS 0 goes first: a QoS 0 message is dropped, and a
+  // QoS 1/2 message evicts the oldest queued QoS 0 message if there is one,
+  // else it is dropped itself.
+  EnqueueResult enqueue(Delivery d, const QueueLimits& limits);
+
+  // Queue accounting; call with `mutex` held.
+  void pop_front();
+  Delivery take_front();
+  void clear_queue();
+  static std::size_t cost(const Delivery& d) { return d.message->topic().size() + d.message->payload().size(); }
 
   std::mutex mutex;
   // --- guarded by mutex ---
@@ -83,6 +96,8 @@ class Session {
   mqtt::Version version = mqtt::Version::V311;
   std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
   std::deque<Delivery> queue;
+  std::uint64_t queued_bytes = 0;
+  std::size_t queued_qos0 = 0;
   std::map<std::uint16_t, Inflight> inflight;  // outbound QoS 1/2 by packet id
   std::set<std::uint16_t> inbound_qos2;        // PUBREC sent, PUBREL awaited
   std::uint16_t next_packet_id = 1;

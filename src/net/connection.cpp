@@ -50,11 +50,15 @@ Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asi
       broker_(broker),
       stats_(std::move(stats)),
       client_(broker, *this),
-      peer_(format_peer(this->socket())) {}
+      peer_(format_peer(this->socket())) {
+  stats_->open.fetch_add(1, std::memory_order_relaxed);
+  broker::Stats::add(broker_.stats().connections_open);
+}
 
 template <class Stream>
 Connection<Stream>::~Connection() {
   stats_->open.fetch_sub(1, std::memory_order_relaxed);
+  broker::Stats::sub(broker_.stats().connections_open);
 }
 
 template <class Stream>
@@ -64,7 +68,6 @@ void Connection<Stream>::post_start() {
 
 template <class Stream>
 void Connection<Stream>::start() {
-  stats_->open.fetch_add(1, std::memory_order_relaxed);
   broker::Stats::add(broker_.stats().connections_accepted);
   boost::system::error_code ec;
   socket().set_option(asio::ip::tcp::no_delay(true), ec);

@@ -40,7 +40,8 @@ void Server::add_listener(const ListenerSpec& spec) {
       throw std::runtime_error(fmt::format("listener '{}': {}", spec.name, e.what()));
     }
     tls_contexts_.emplace_back(spec.name, tls);
-    handoff = [this, stats, tls](asio::ip::tcp::socket socket) {
+    handoff = [this, stats, tls, max = spec.max_connections](asio::ip::tcp::socket socket) {
+      if (!admit(*stats, max, socket)) return;
       // A flood of slow or bad handshakes must not keep good clients out
       // for long, nor exhaust memory: past the bound, refuse at once.
       if (stats->handshakes_in_progress.load(std::memory_order_relaxed) >= tls->settings().max_pending_handshakes) {
@@ -60,7 +61,8 @@ void Server::add_listener(const ListenerSpec& spec) {
       c->post_start();
     };
   } else {
-    handoff = [this, stats](asio::ip::tcp::socket socket) {
+    handoff = [this, stats, max = spec.max_connections](asio::ip::tcp::socket socket) {
+      if (!admit(*stats, max, socket)) return;
       auto c = std::make_shared<Connection<TcpStream>>(std::move(socket), nullptr, nullptr, *broker_, stats);
       c->post_start();
     };
@@ -68,6 +70,26 @@ void Server::add_listener(const ListenerSpec& spec) {
   listeners_.push_back(std::make_unique<Listener>(
       *loops_[0], stats, asio::ip::tcp::endpoint(address, spec.port),
       [this]() -> asio::io_context& { return *loops_[next_loop_++ % loops_.size()]; }, std::move(handoff)));
+}
+
+bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, asio::ip::tcp::socket& socket) {
+  const std::uint32_t global_max = options_.broker.max_connections;
+  const auto open_total = broker::Stats::get(broker_->stats().connections_open);
+  const auto open_here = stats.open.load(std::memory_order_relaxed);
+  const bool over_global = global_max && open_total >= global_max;
+  const bool over_listener = listener_max && open_here >= listener_max;
+  if (!over_global && !over_listener) return true;
+  // Refused before any byte is read: cheaper than a CONNACK under a flood.
+  stats.count_failure("max_connections");
+  std::uint64_t suppressed = 0;
+  if (stats.log_limit.allow(suppressed)) {
+    spdlog::warn("listener '{}': connection limit reached ({} {}), refusing a connection{}", stats.name,
+                 over_listener ? listener_max : global_max, over_listener ? "on this listener" : "in all",
+                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
+  }
+  boost::system::error_code ignored;
+  socket.close(ignored);
+  return false;
 }
 
 std::vector<asio::ip::tcp::endpoint> Server::endpoints() const {

@@ -26,7 +26,8 @@ struct ListenerSpec {
   std::string type = "tcp";  // "tcp" or "tls"
   std::string bind = "0.0.0.0";
   std::uint16_t port = 1883;
-  TlsSettings tls;  // type "tls" only
+  std::uint32_t max_connections = 0;  // open connections on this listener; 0: no limit
+  TlsSettings tls;                    // type "tls" only
 };
 
 struct ServerOptions {
@@ -55,6 +56,8 @@ class Server {
 
  private:
   void add_listener(const ListenerSpec& spec);
+  // False (and the socket closed, counted, logged) if a connection limit is reached.
+  bool admit(ListenerStats& stats, std::uint32_t listener_max, boost::asio::ip::tcp::socket& socket);
   void wait_for_signal();
   void begin_shutdown();
   void wait_for_clients(std::chrono::steady_clock::time_point give_up);

@@ -40,6 +40,19 @@ class MemoryRetainedStore final : public RetainedStore {
     match_at(root_, filter, true, out);
   }
 
+  bool contains(std::string_view topic) const override {
+    std::shared_lock lock(mutex_);
+    const Node* node = &root_;
+    while (true) {
+      auto slash = topic.find('/');
+      auto it = node->children.find(topic.substr(0, slash));
+      if (it == node->children.end()) return false;
+      node = it->second.get();
+      if (slash == std::string_view::npos) return node->message != nullptr;
+      topic.remove_prefix(slash + 1);
+    }
+  }
+
   std::size_t size() const override {
     std::shared_lock lock(mutex_);
     return count_;

@@ -29,6 +29,7 @@ class RetainedStore {
   // Appends the retained messages whose topics match `filter`.
   virtual void match(std::string_view filter, std::vector<MessagePtr>& out) const = 0;
   virtual std::size_t size() const = 0;
+  virtual bool contains(std::string_view topic) const = 0;
 };
 
 // Persistence hooks for sessions that outlive their connection. The Session
