@@ -169,7 +169,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   }
 
   client_id_ = c.client_id;
-  username_ = certificate_identity_ ? certificate_identity_ : c.username;
+  username_ = identity_from_certificate_ ? certificate_identity_ : c.username;
   if (client_id_.empty()) {
     client_id_ = assigned_client_id();
     if (v5) ack.properties.assigned_client_identifier = client_id_;

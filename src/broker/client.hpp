@@ -41,9 +41,13 @@ class Client {
   // The keep alive in force (0 = none). The connection closes after 1.5x.
   std::uint16_t keep_alive() const { return keep_alive_; }
   const std::string& client_id() const { return client_id_; }
-  // The identity of a verified TLS client certificate, used as the user name
-  // (listener option identity_as_username); set before CONNECT arrives.
-  void set_certificate_identity(std::string identity) { certificate_identity_ = std::move(identity); }
+  // On a listener with identity_as_username, the user name comes from the
+  // verified client certificate only (none if the client sent none); the
+  // CONNECT's user name is ignored. Set before CONNECT arrives.
+  void set_certificate_identity(std::optional<std::string> identity) {
+    identity_from_certificate_ = true;
+    certificate_identity_ = std::move(identity);
+  }
   const std::optional<std::string>& username() const { return username_; }
 
  private:
@@ -74,6 +78,7 @@ class Client {
   std::string client_id_;
   std::optional<std::string> username_;
   std::optional<std::string> certificate_identity_;
+  bool identity_from_certificate_ = false;
   SessionPtr session_;
   std::uint64_t generation_ = 0;
   std::uint16_t keep_alive_ = 0;

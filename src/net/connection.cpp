@@ -51,12 +51,16 @@ Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asi
       stats_(std::move(stats)),
       client_(broker, *this),
       peer_(format_peer(this->socket())) {
+  // A TLS connection arrives with its handshake slot already reserved by the
+  // listener; shutdown() gives it back.
+  in_handshake_ = kTls;
   stats_->open.fetch_add(1, std::memory_order_relaxed);
   broker::Stats::add(broker_.stats().connections_open);
 }
 
 template <class Stream>
 Connection<Stream>::~Connection() {
+  if (in_handshake_) stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
   stats_->open.fetch_sub(1, std::memory_order_relaxed);
   broker::Stats::sub(broker_.stats().connections_open);
 }
@@ -74,8 +78,6 @@ void Connection<Stream>::start() {
   deadline_ = Clock::now() + broker_.config().connect_timeout;
   arm_timer();
   if constexpr (kTls) {
-    in_handshake_ = true;
-    stats_->handshakes_in_progress.fetch_add(1, std::memory_order_relaxed);
     tls_peek();
   } else {
     socket().non_blocking(true, ec);
@@ -155,7 +157,8 @@ void Connection<Stream>::tls_handshake() {
       self->in_handshake_ = false;
       self->stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
       self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
-      if (auto id = certificate_identity(ssl, self->identity_source_)) self->client_.set_certificate_identity(*id);
+      if (self->identity_source_ != IdentitySource::None)
+        self->client_.set_certificate_identity(certificate_identity(ssl, self->identity_source_));
       self->tls_read_buffer_ = std::make_unique<char[]>(kTlsReadBuffer);
       self->start_reading();
     });

@@ -44,7 +44,11 @@ void Server::add_listener(const ListenerSpec& spec) {
       if (!admit(*stats, max, socket)) return;
       // A flood of slow or bad handshakes must not keep good clients out
       // for long, nor exhaust memory: past the bound, refuse at once.
-      if (stats->handshakes_in_progress.load(std::memory_order_relaxed) >= tls->settings().max_pending_handshakes) {
+      // The slot is reserved here, on the listener's loop, so a burst cannot
+      // overshoot the bound before the connections start on their loops.
+      if (stats->handshakes_in_progress.fetch_add(1, std::memory_order_relaxed) >=
+          tls->settings().max_pending_handshakes) {
+        stats->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
         stats->rejected_busy.fetch_add(1, std::memory_order_relaxed);
         stats->count_failure("too_many_handshakes");
         std::uint64_t suppressed = 0;

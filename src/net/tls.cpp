@@ -67,9 +67,9 @@ std::shared_ptr<ssl::context> make_tls_context(const TlsSettings& s) {
   if (!s.ciphersuites.empty() && SSL_CTX_set_ciphersuites(native, s.ciphersuites.c_str()) != 1)
     fail(fmt::format("invalid TLS 1.3 cipher suites '{}'", s.ciphersuites));
 
-  if (!s.key_password.empty()) {
-    ctx->set_password_callback([pw = s.key_password](std::size_t, ssl::context::password_purpose) { return pw; });
-  }
+  // Always answer OpenSSL's password question ourselves (empty if none is
+  // configured): without a callback it would prompt on the terminal and block.
+  ctx->set_password_callback([pw = s.key_password](std::size_t, ssl::context::password_purpose) { return pw; });
   if (s.cert_file.empty()) throw std::runtime_error("cert_file is required for a TLS listener");
   if (s.key_file.empty()) throw std::runtime_error("key_file is required for a TLS listener");
   if (SSL_CTX_use_certificate_chain_file(native, s.cert_file.c_str()) != 1)
