@@ -55,14 +55,14 @@ Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asi
   // listener; shutdown() gives it back.
   in_handshake_ = kTls;
   stats_->open.fetch_add(1, std::memory_order_relaxed);
-  broker::Stats::add(broker_.stats().connections_open);
 }
 
 template <class Stream>
 Connection<Stream>::~Connection() {
   if (in_handshake_) stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+  // Only the listener's stats (shared) may be touched here: at shutdown the
+  // loops are destroyed after the broker.
   stats_->open.fetch_sub(1, std::memory_order_relaxed);
-  broker::Stats::sub(broker_.stats().connections_open);
 }
 
 template <class Stream>

@@ -78,7 +78,8 @@ void Server::add_listener(const ListenerSpec& spec) {
 
 bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, asio::ip::tcp::socket& socket) {
   const std::uint32_t global_max = options_.broker.max_connections;
-  const auto open_total = broker::Stats::get(broker_->stats().connections_open);
+  std::uint64_t open_total = 0;
+  for (const auto& l : listeners_) open_total += l->stats().open.load(std::memory_order_relaxed);
   const auto open_here = stats.open.load(std::memory_order_relaxed);
   const bool over_global = global_max && open_total >= global_max;
   const bool over_listener = listener_max && open_here >= listener_max;
