@@ -235,7 +235,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
       d.message = m;
       auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline));
       if (r.queued) ++delivered;
-      if (r.dropped) Stats::add(stats_.publish_dropped);
+      if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
     }
     i = j;
   }
@@ -259,8 +259,12 @@ Broker::SubscribeResult Broker::subscribe(const SessionPtr& session, const std::
 }
 
 bool Broker::retained_quota_exceeded(const std::string& topic) const {
-  return config_.max_retained_messages && retained_.size() >= config_.max_retained_messages &&
-         !retained_.contains(topic);
+  if (!config_.max_retained_messages) return false;
+  // The broker's own $SYS topics do not count against the clients' quota.
+  const std::size_t total = retained_.size();
+  const std::size_t sys = sys_topics_.load(std::memory_order_relaxed);
+  const std::size_t stored = total > sys ? total - sys : 0;
+  return stored >= config_.max_retained_messages && !retained_.contains(topic);
 }
 
 Session::QueueLimits Broker::queue_limits(bool queue_qos0_offline) const {
@@ -293,7 +297,7 @@ void Broker::send_retained(const SessionPtr& session, const std::string& filter,
     d.retain = true;
     if (entry.subscription_id) d.subscription_ids.push_back(entry.subscription_id);
     auto r = session->enqueue(std::move(d), queue_limits(true));
-    if (r.dropped) Stats::add(stats_.publish_dropped);
+    if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
   }
 }
 
@@ -311,6 +315,7 @@ void Broker::start_sys_timer() {
 void Broker::publish_sys() {
   auto put = [this](const std::string& topic, std::string value) {
     publish(std::make_shared<Message>("$SYS/broker/" + topic, std::move(value), 0, true, mqtt::Properties{}, ""));
+    if (sys_topic_names_.insert(topic).second) sys_topics_.store(sys_topic_names_.size(), std::memory_order_relaxed);
   };
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();
   put("version", "petrel " PETREL_VERSION);

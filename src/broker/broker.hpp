@@ -16,6 +16,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "broker/config.hpp"
@@ -98,6 +99,8 @@ class Broker {
 
   std::unique_ptr<boost::asio::steady_timer> sys_timer_;
   std::vector<std::function<void(const SysPut&)>> sys_sources_;
+  std::unordered_set<std::string> sys_topic_names_;  // housekeeping thread only
+  std::atomic<std::size_t> sys_topics_{0};
   const Clock::time_point started_ = Clock::now();
 };
 

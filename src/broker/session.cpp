@@ -18,7 +18,7 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
     while (full()) {
       if (d.qos == 0 || queued_qos0 == 0) {
         ++dropped;
-        r.dropped = true;
+        ++r.dropped;
         return r;
       }
       // Make room by dropping the oldest QoS 0 message.
@@ -27,7 +27,7 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
       --queued_qos0;
       queue.erase(it);
       ++dropped;
-      r.dropped = true;
+      ++r.dropped;
     }
     queued_bytes += bytes;
     if (d.qos == 0) ++queued_qos0;

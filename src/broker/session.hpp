@@ -70,7 +70,7 @@ class Session {
 
   struct EnqueueResult {
     bool queued = false;
-    bool dropped = false;
+    std::size_t dropped = 0;  // messages dropped: the new one, or older QoS 0 ones evicted for it
   };
   struct QueueLimits {
     std::uint32_t max_messages;
