@@ -1,11 +1,13 @@
 // petrel: an MQTT broker. `petrel` alone serves 0.0.0.0:1883 with defaults;
 // `petrel --config FILE` runs from a TOML file; flags override the file.
+// `petrel pub` and `petrel sub` are the client commands (tools/cli/).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "app/config.hpp"
+#include "cli/cli.hpp"
 
 int main(int argc, char** argv) {
   CLI::App cli{"petrel: a lightweight, multi-core MQTT broker (MQTT 3.1, 3.1.1 and 5.0)", "petrel"};
@@ -21,7 +23,11 @@ int main(int argc, char** argv) {
   cli.add_option("-l,--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   cli.set_version_flag("-V,--version", "petrel " PETREL_VERSION);
+  int command_exit = 0;
+  petrel::cli::add_commands(cli, command_exit);
+  cli.require_subcommand(0, 1);
   CLI11_PARSE(cli, argc, argv);
+  if (cli.get_subcommands().size() == 1) return command_exit;
 
   petrel::app::Config config;
   try {
