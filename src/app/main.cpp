@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "app/config.hpp"
+#include "bench/bench.hpp"
 #include "cli/cli.hpp"
 
 int main(int argc, char** argv) {
@@ -25,6 +26,7 @@ int main(int argc, char** argv) {
   cli.set_version_flag("-V,--version", "petrel " PETREL_VERSION);
   int command_exit = 0;
   petrel::cli::add_commands(cli, command_exit);
+  petrel::bench::add_command(cli, command_exit);
   cli.require_subcommand(0, 1);
   CLI11_PARSE(cli, argc, argv);
   if (cli.get_subcommands().size() == 1) return command_exit;

@@ -1,0 +1,16 @@
+// petrel bench: the load generator. `conn` opens connections at a target
+// rate; `fanin`, `fanout` and `pairs` measure end-to-end throughput and
+// latency (timestamps in the payload) with closed-loop publishers, so the
+// numbers are what a broker sustains, not what it buffers. Efficient on
+// purpose: one event loop per thread, publishes patched into a pre-encoded
+// template (no allocation per message), acks and latency parsed in place.
+// See docs/benchmarks.md.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace petrel::bench {
+
+void add_command(CLI::App& app, int& exit_code);
+
+}  // namespace petrel::bench
