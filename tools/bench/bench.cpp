@@ -10,6 +10,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/write.hpp>
 #include <cstdio>
@@ -49,6 +50,10 @@ struct Settings {
   double hold = 0;
   bool json = false;
   std::string topic = "petrel-bench";
+  // TLS (conn scenario)
+  bool tls = false;
+  std::string ca_file, cert_file, key_file, server_name;
+  bool insecure = false;
 };
 
 std::uint64_t now_ns() {
@@ -350,6 +355,113 @@ class Client : public std::enable_shared_from_this<Client> {
   bool connected_ = false, writing_ = false, closing_ = false, done_ = false;
 };
 
+// One mutual-TLS (or server-auth-only) MQTT connection for the conn scenario:
+// TCP connect, TLS handshake, CONNECT, CONNACK; then idle until disconnect().
+class TlsConnClient : public std::enable_shared_from_this<TlsConnClient> {
+ public:
+  TlsConnClient(asio::io_context& io, asio::ssl::context& ctx, Shared& shared, unsigned index, unsigned thread)
+      : stream_(io, ctx), shared_(shared), index_(index), thread_(thread) {}
+
+  void start() {
+    started_ = Clock::now();
+    const std::string name = shared_.s.server_name.empty() ? shared_.s.host : shared_.s.server_name;
+    SSL_set_tlsext_host_name(stream_.native_handle(), name.c_str());
+    if (!shared_.s.insecure) stream_.set_verify_callback(asio::ssl::host_name_verification(name));
+    asio::async_connect(stream_.next_layer(), shared_.endpoints,
+                        [self = shared_from_this()](const boost::system::error_code& ec, const tcp::endpoint&) {
+                          if (ec) return self->fail(ec.message());
+                          self->stream_.async_handshake(asio::ssl::stream_base::client,
+                                                        [self](const boost::system::error_code& e) {
+                                                          if (e) return self->fail("TLS: " + e.message());
+                                                          self->send_connect();
+                                                        });
+                        });
+  }
+
+  void disconnect() {
+    if (!stream_.next_layer().is_open()) return;
+    out_ = mqtt::encode(mqtt::Disconnect{}, shared_.version);
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this()](const boost::system::error_code&, std::size_t) {
+                        boost::system::error_code ignored;
+                        self->stream_.next_layer().close(ignored);
+                      });
+  }
+
+ private:
+  void fail(const std::string& why) {
+    if (done_) return;
+    done_ = true;
+    shared_.fail(why);
+    boost::system::error_code ignored;
+    stream_.next_layer().close(ignored);
+  }
+
+  void send_connect() {
+    mqtt::Connect c;
+    c.version = shared_.version;
+    c.client_id = fmt::format("bench-tls-{}-{}", index_, ::getpid());
+    c.keep_alive = 300;
+    out_ = mqtt::encode(c, c.version);
+    asio::async_write(stream_, asio::buffer(out_),
+                      [self = shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                        if (ec) return self->fail(ec.message());
+                        self->read();
+                      });
+  }
+
+  void read() {
+    stream_.async_read_some(
+        asio::buffer(buffer_), [self = shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (ec) {
+            if (!self->connected_) self->fail(ec.message());
+            return;
+          }
+          try {
+            self->reader_.feed(std::string_view(self->buffer_.data(), n));
+            while (auto f = self->reader_.next()) {
+              if (f->type() != mqtt::PacketType::Connack || self->connected_) continue;
+              const auto ack = std::get<mqtt::Connack>(mqtt::decode(*f, self->shared_.version));
+              if (ack.reason != mqtt::ReasonCode::Success)
+                return self->fail(fmt::format("CONNACK {}", mqtt::to_string(ack.reason)));
+              self->connected_ = true;
+              self->shared_.histograms[self->thread_].record(static_cast<std::uint64_t>(
+                  std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - self->started_).count()));
+              self->shared_.ready.fetch_add(1);
+            }
+          } catch (const mqtt::ProtocolError& e) {
+            return self->fail(e.what());
+          }
+          self->read();
+        });
+  }
+
+  asio::ssl::stream<tcp::socket> stream_;
+  Shared& shared_;
+  unsigned index_;
+  unsigned thread_;
+  std::array<char, 1024> buffer_{};
+  mqtt::FrameReader reader_{1 << 20};
+  std::string out_;
+  Clock::time_point started_;
+  bool connected_ = false, done_ = false;
+};
+
+std::unique_ptr<asio::ssl::context> client_tls_context(const Settings& s) {
+  auto ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_verify_mode(s.insecure ? asio::ssl::verify_none : asio::ssl::verify_peer);
+  if (!s.ca_file.empty()) {
+    ctx->load_verify_file(s.ca_file);
+  } else {
+    ctx->set_default_verify_paths();
+  }
+  if (!s.cert_file.empty()) {
+    ctx->use_certificate_chain_file(s.cert_file);
+    ctx->use_private_key_file(s.key_file.empty() ? s.cert_file : s.key_file, asio::ssl::context::pem);
+  }
+  return ctx;
+}
+
 struct Loops {
   std::vector<std::unique_ptr<asio::io_context>> io;
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
@@ -414,11 +526,28 @@ int run_conn(Settings s) {
   sh.histograms.resize(threads);
   Loops loops(threads);
   std::vector<std::shared_ptr<Client>> clients;
+  std::vector<std::shared_ptr<TlsConnClient>> tls_clients;
+  const bool tls = s.tls || !s.ca_file.empty() || !s.cert_file.empty() || s.insecure;
+  std::unique_ptr<asio::ssl::context> tls_context;
+  if (tls) {
+    try {
+      tls_context = client_tls_context(s);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "petrel bench: TLS setup failed: %s\n", e.what());
+      return 1;
+    }
+  }
   clients.reserve(s.connections);
   const double cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   for (unsigned i = 0; i < s.connections; ++i) {
     if (s.rate > 0) std::this_thread::sleep_until(t0 + std::chrono::microseconds(static_cast<long>(i * 1e6 / s.rate)));
+    if (tls) {
+      auto c = std::make_shared<TlsConnClient>(*loops.io[i % threads], *tls_context, sh, i, i % threads);
+      tls_clients.push_back(c);
+      asio::post(*loops.io[i % threads], [c] { c->start(); });
+      continue;
+    }
     auto c = std::make_shared<Client>(*loops.io[i % threads], sh, Client::Role::Idle, i, i % threads, "");
     clients.push_back(c);
     asio::post(*loops.io[i % threads], [c] { c->start(); });
@@ -432,6 +561,8 @@ int run_conn(Settings s) {
   }
   for (unsigned i = 0; i < clients.size(); ++i)
     asio::post(*loops.io[i % threads], [c = clients[i]] { c->disconnect(); });
+  for (unsigned i = 0; i < tls_clients.size(); ++i)
+    asio::post(*loops.io[i % threads], [c = tls_clients[i]] { c->disconnect(); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   loops.stop();
   const double cpu = cpu_seconds() - cpu0;
@@ -440,9 +571,15 @@ int run_conn(Settings s) {
   const double cps = elapsed > 0 ? sh.ready / elapsed : 0;
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   if (s.json) {
-    nlohmann::json j{{"scenario", "conn"},      {"connections", s.connections},         {"connected", sh.ready.load()},
-                     {"failures", sh.failures}, {"connects_per_second", cps},           {"latency_us", latency_json(h)},
-                     {"duration_s", elapsed},   {"bench_cpu_percent", 100 * cpu / wall}};
+    nlohmann::json j{{"scenario", "conn"},
+                     {"tls", tls},
+                     {"connections", s.connections},
+                     {"connected", sh.ready.load()},
+                     {"failures", sh.failures},
+                     {"connects_per_second", cps},
+                     {"latency_us", latency_json(h)},
+                     {"duration_s", elapsed},
+                     {"bench_cpu_percent", 100 * cpu / wall}};
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("conn: %u of %u connected in %.2f s: %.0f connects/s\n", sh.ready.load(), s.connections, elapsed, cps);
@@ -609,6 +746,12 @@ void add_command(CLI::App& app, int& exit_code) {
   conn->add_option("-n,--connections", settings->connections, "Connections to open")->capture_default_str();
   conn->add_option("-r,--rate", settings->rate, "Connects per second (0: as fast as possible)");
   conn->add_option("--hold", settings->hold, "Seconds to keep all connections open (idle) before disconnecting");
+  conn->add_flag("--tls", settings->tls, "Connect with TLS (implied by --cafile, --cert, --insecure)");
+  conn->add_option("--cafile", settings->ca_file, "CA to verify the broker (default: the system's)");
+  conn->add_option("--cert", settings->cert_file, "Client certificate (mutual TLS)");
+  conn->add_option("--key", settings->key_file, "Client key");
+  conn->add_option("--tls-server-name", settings->server_name, "Name to verify (default: the host)");
+  conn->add_flag("--insecure", settings->insecure, "Do not verify the broker's certificate");
   conn->callback([settings, &exit_code] { exit_code = run_conn(*settings); });
 
   auto* fanin = bench->add_subcommand("fanin", "Many publishers, one subscriber");
