@@ -5,7 +5,7 @@ import subprocess
 
 import pytest
 
-from conftest import PETREL_BIN
+from petrel_paths import PETREL_BIN
 
 
 def bench(*args):

@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 import mqttraw as m
-from conftest import PETREL_BIN
+from petrel_paths import PETREL_BIN
 
 
 def run(*args, input=None, timeout=20):
