@@ -72,7 +72,7 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     s->set_online(true);
     s->version = version;
     s->expiry_interval = expiry_interval;
-    s->will = std::move(will);
+    s->will = will ? std::make_unique<WillMessage>(std::move(*will)) : nullptr;
     s->wake_pending = false;
     out.generation = s->generation;
     out.session = s;
@@ -94,7 +94,7 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     session->set_online(false);
     session->wake_pending = false;
     const std::uint64_t offline_generation = ++session->generation;
-    std::optional<WillMessage> will = std::move(session->will);
+    std::unique_ptr<WillMessage> will = std::move(session->will);
     session->will.reset();
     if (!publish_will) will.reset();
     const std::uint32_t expiry = session->expiry_interval;
@@ -156,7 +156,7 @@ void Broker::schedule_will(const SessionPtr& session, std::uint64_t generation, 
   schedule(std::chrono::seconds(delay), [this, weak, generation] {
     auto s = weak.lock();
     if (!s) return;
-    std::optional<WillMessage> will;
+    std::unique_ptr<WillMessage> will;
     {
       std::lock_guard lock(s->mutex);
       if (s->generation != generation) return;

@@ -22,10 +22,10 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
         return r;
       }
       // Make room by dropping the oldest QoS 0 message.
-      auto it = std::find_if(queue.begin(), queue.end(), [](const Delivery& q) { return q.qos == 0; });
-      queued_bytes -= cost(*it);
+      Delivery evicted;
+      queue.take_first([](const Delivery& q) { return q.qos == 0; }, evicted);
+      queued_bytes -= cost(evicted);
       --queued_qos0;
-      queue.erase(it);
       ++dropped;
       ++r.dropped;
     }

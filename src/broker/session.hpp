@@ -61,6 +61,38 @@ struct WillMessage {
   }
 };
 
+// A FIFO of deliveries that takes no memory until the first message: an
+// empty std::deque already allocates ~600 bytes, and most sessions of a big
+// deployment are idle.
+class DeliveryQueue {
+ public:
+  bool empty() const { return !items_ || items_->empty(); }
+  std::size_t size() const { return items_ ? items_->size() : 0; }
+  Delivery& front() { return items_->front(); }
+  void push_back(Delivery d) {
+    if (!items_) items_ = std::make_unique<std::deque<Delivery>>();
+    items_->push_back(std::move(d));
+  }
+  void pop_front() { items_->pop_front(); }
+  void clear() { items_.reset(); }
+  // Removes the first delivery matching `pred` into `out`; false if none.
+  template <class Pred>
+  bool take_first(Pred pred, Delivery& out) {
+    if (!items_) return false;
+    for (auto it = items_->begin(); it != items_->end(); ++it) {
+      if (pred(*it)) {
+        out = std::move(*it);
+        items_->erase(it);
+        return true;
+      }
+    }
+    return false;
+  }
+
+ private:
+  std::unique_ptr<std::deque<Delivery>> items_;
+};
+
 class Session {
  public:
   explicit Session(std::string client_id) : client_id_(std::move(client_id)) {}
@@ -95,7 +127,7 @@ class Session {
   std::uint64_t generation = 0;   // bumped on every attach and detach
   mqtt::Version version = mqtt::Version::V311;
   std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
-  std::deque<Delivery> queue;
+  DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
   std::size_t queued_qos0 = 0;
   std::map<std::uint16_t, Inflight> inflight;  // outbound QoS 1/2 by packet id
@@ -103,7 +135,7 @@ class Session {
   std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
-  std::optional<WillMessage> will;    // of the current or last connection
+  std::unique_ptr<WillMessage> will;  // of the current or last connection (heap: most sessions have none)
   bool wake_pending = false;
   std::uint64_t dropped = 0;
 

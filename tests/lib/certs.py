@@ -14,7 +14,9 @@ Pki(directory) writes, as PEM files in `directory`:
 
 Keys are ECDSA P-256 (instant to generate; every client the tests use speaks ECDSA). Validity
 windows are relative to now, so nothing expires between a run and the next. Pki.issue_server(),
-Pki.write_crl() and Pki.issue_client() make more for the tests that change files under a running broker.
+Pki.write_crl() and Pki.issue_client() make more for the tests that change files under a running broker;
+Authority(directory, stem, cn) is a further root CA with issue_server(), issue_client() and crl() of its own
+(to rotate the CA under a running broker).
 """
 from __future__ import annotations
 
@@ -140,6 +142,16 @@ class Authority:
         cert = b.sign(self.key, hashes.SHA256())
         return _write(path_stem, cert, key, chain)
 
+    def issue_server(self, path_stem: Path, org: str = "petrel tests") -> Issued:
+        """A server certificate for localhost / 127.0.0.1 (serverAuth) signed by this CA."""
+        return self.issue(path_stem, "localhost", eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+                          sans=(x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))),
+                          org=org)
+
+    def issue_client(self, path_stem: Path, cn: str) -> Issued:
+        """A client certificate (clientAuth) signed by this CA."""
+        return self.issue(path_stem, cn)
+
     def crl(self, path: Path, revoked_serials) -> Path:
         """Writes a CRL (valid from a minute ago for a year) revoking `revoked_serials`."""
         now = _now()
@@ -232,13 +244,11 @@ class Pki:
 
     def issue_server(self, path_stem: Path, org: str = "petrel tests") -> Issued:
         """A new server certificate and key for localhost / 127.0.0.1 (serverAuth), signed by the CA."""
-        return self.authority.issue(path_stem, "localhost", eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
-                                    sans=(x509.DNSName("localhost"),
-                                          x509.IPAddress(ipaddress.ip_address("127.0.0.1"))), org=org)
+        return self.authority.issue_server(path_stem, org)
 
     def issue_client(self, path_stem: Path, cn: str) -> Issued:
         """A new valid client certificate (clientAuth), signed by the CA."""
-        return self.authority.issue(path_stem, cn)
+        return self.authority.issue_client(path_stem, cn)
 
     def write_crl(self, path: Path, revoked_serials) -> Path:
         """A CRL signed by the CA revoking `revoked_serials`."""

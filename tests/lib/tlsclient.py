@@ -30,11 +30,12 @@ def free_port() -> int:
 
 
 def client_context(pki, cert=None, *, min_version: ssl.TLSVersion | None = None,
-                   max_version: ssl.TLSVersion | None = None) -> ssl.SSLContext:
-    """A client context that verifies the server against the test CA (hostname "localhost").
+                   max_version: ssl.TLSVersion | None = None, ca=None) -> ssl.SSLContext:
+    """A client context that verifies the server against the test CA (hostname "localhost"), or against
+    `ca` (a CA certificate file) when given.
     cert: the name of a client certificate in pki.clients, or a certs.Issued, or None for no certificate."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    ctx.load_verify_locations(str(pki.ca))
+    ctx.load_verify_locations(str(ca if ca is not None else pki.ca))
     if min_version is not None:
         ctx.minimum_version = min_version
     if max_version is not None:
@@ -43,6 +44,15 @@ def client_context(pki, cert=None, *, min_version: ssl.TLSVersion | None = None,
         issued = pki.clients[cert] if isinstance(cert, str) else cert
         ctx.load_cert_chain(str(issued.cert), str(issued.key))
     return ctx
+
+
+TLS_VERSIONS = {"1.2": ssl.TLSVersion.TLSv1_2, "1.3": ssl.TLSVersion.TLSv1_3}
+
+
+def pinned_context(pki, version: str, cert=None) -> ssl.SSLContext:
+    """client_context() speaking only TLS `version` ("1.2" or "1.3", a key of TLS_VERSIONS)."""
+    v = TLS_VERSIONS[version]
+    return client_context(pki, cert, min_version=v, max_version=v)
 
 
 @dataclass

@@ -9,8 +9,15 @@ import random
 import ssl
 import time
 
+import pytest
+
 import mqttraw as m
 import tlsclient as t
+
+
+# TLS versions for the deadline and slot tests: a TLS 1.2 handshake ends with petrel's Finished, a TLS 1.3
+# one with the client's, so the switch from handshake to CONNECT happens at a different point.
+VERSIONS = list(t.TLS_VERSIONS)
 
 
 def good_client_connects(broker, pki, client_id: str) -> None:
@@ -112,13 +119,15 @@ def test_half_client_hello_times_out_in_handshake(tls_broker, pki, sys_watch):
     assert watch.wait_at_least("failures/handshake_timeout", 1) == 1
 
 
-def test_no_connect_after_handshake_times_out(tls_broker, pki, sys_watch):
-    """The handshake and the CONNECT share the deadline: a client that completes the TLS handshake but sends
-    no CONNECT is closed after connect_timeout and counted as connect_timeout."""
+@pytest.mark.parametrize("version", VERSIONS)
+def test_no_connect_after_handshake_times_out(tls_broker, pki, sys_watch, version):
+    """The handshake and the CONNECT share the deadline: a client that completes the TLS handshake (1.2 or
+    1.3) but sends no CONNECT is closed after connect_timeout and counted as connect_timeout."""
     b = tls_broker(mqtt="connect_timeout = 1")
     watch = sys_watch(b)
-    ctx = t.client_context(pki)
+    ctx = t.pinned_context(pki, version)
     sock = ctx.wrap_socket(t.raw_connection(b.tls_port), server_hostname="localhost")
+    assert sock.version() == f"TLSv{version}", sock.version()
     opened = time.monotonic()
     with m.RawClient.over(sock) as c:
         assert c.expect_closed(timeout=5) == []
@@ -128,12 +137,13 @@ def test_no_connect_after_handshake_times_out(tls_broker, pki, sys_watch):
     assert watch.wait_at_least("failures/connect_timeout", 1) == 1
 
 
-def test_handshake_and_connect_share_one_deadline(tls_broker, pki):
-    """connect_timeout (1 s) covers the TLS handshake and the CONNECT together: a client that spends 0.7 s on
-    its ClientHello and then sends no CONNECT is closed 1 s after it connected, not 1 s after its handshake
-    ended (docs/tls.md step 3)."""
+@pytest.mark.parametrize("version", VERSIONS)
+def test_handshake_and_connect_share_one_deadline(tls_broker, pki, version):
+    """connect_timeout (1 s) covers the TLS handshake (1.2 or 1.3) and the CONNECT together: a client that
+    spends 0.7 s on its ClientHello and then sends no CONNECT is closed 1 s after it connected, not 1 s after
+    its handshake ended (docs/tls.md step 3)."""
     b = tls_broker(mqtt="connect_timeout = 1")
-    ctx = t.client_context(pki)
+    ctx = t.pinned_context(pki, version)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     tls = ctx.wrap_bio(incoming, outgoing, server_hostname="localhost")
     s = t.raw_connection(b.tls_port)
@@ -160,6 +170,7 @@ def test_handshake_and_connect_share_one_deadline(tls_broker, pki):
             if outgoing.pending:
                 s.sendall(outgoing.read())
     handshake_done = time.monotonic()
+    assert tls.version() == f"TLSv{version}", tls.version()
     if outgoing.pending:
         s.sendall(outgoing.read())
     t.wait_closed(s, timeout=5)
@@ -228,6 +239,29 @@ def test_max_pending_handshakes_refuses_excess_then_recovers(tls_broker, pki, sy
     for i in range(3):
         good_client_connects(b, pki, f"after-pending-{i}")
     assert watch.wait_at_least("failures/handshake_timeout", 4) == 4
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_max_pending_handshakes_slots_are_released(tls_broker, pki, sys_watch, version):
+    """max_pending_handshakes = 2 counts handshakes in progress only: 10 TLS <version> handshakes that
+    succeed and 10 that fail (expired client certificate, client_cert = "required"), one after the other,
+    each give their slot back, so every good client connects, no connection is refused as
+    too_many_handshakes, and handshakes/in_progress is back to 0."""
+    b = tls_broker(client_cert="required", max_pending_handshakes=2)
+    watch = sys_watch(b)
+    good = t.pinned_context(pki, version, "alice")
+    expired = t.pinned_context(pki, version, "expired")
+    for i in range(10):
+        out = t.try_connect(b.tls_port, expired, f"slot-bad-{i}")
+        assert out.refused, out
+        out = t.try_connect(b.tls_port, good, f"slot-good-{i}")
+        assert out.connack is not None and out.connack.fields["reason"] == 0, f"good client {i}: {out}"
+        assert out.tls_version == f"TLSv{version}"
+    assert watch.wait_at_least("failures/certificate_expired", 10) == 10
+    assert watch.wait("handshakes/in_progress", lambda v: v == "0", "0") == "0"
+    assert watch.wait("failures", lambda v: v == "10", "10 (the expired ones only)") == "10"
+    assert "failures/too_many_handshakes" not in watch.values
+    assert "refusing a new connection" not in b.log_text()
 
 
 def test_max_pending_handshakes_holds_under_a_burst(tls_broker, sys_watch):

@@ -7,6 +7,7 @@ import shutil
 import signal
 import threading
 
+import certs
 import tlsclient as t
 
 RELOADED = "listener 'tls': TLS certificates reloaded"
@@ -146,3 +147,47 @@ def test_sighup_while_handshakes_are_in_flight(tls_broker, pki, tmp_path):
     assert not bad, f"{len(bad)} of {len(outcomes)} attempts failed: {bad[:3]}"
     last = t.try_connect(b.tls_port, t.client_context(pki, "alice"), "hup-last")
     assert last.connack is not None and last.peer_cert == pki.server.der, last
+
+
+def test_sighup_rotates_server_certificate_and_ca(tls_broker, pki, tmp_path, sys_watch):
+    """Rotating to a new CA: the server certificate, key, ca_file and crl_file are all replaced by ones from a
+    new root CA and SIGHUP is sent. New handshakes present the new server certificate; a client certificate
+    issued by the new CA connects, one issued by the old CA is refused for its true reason ("unable to get
+    local issuer certificate", counted as certificate_unknown_issuer); a connection established with the old
+    certificates before the rotation still completes a QoS 1 round trip."""
+    cert, key, crl = own_copies(pki, tmp_path)
+    ca = tmp_path / "live-ca.pem"
+    shutil.copyfile(pki.ca, ca)
+    b = tls_broker(client_cert="required", cert_file=cert, key_file=key, ca_file=ca, crl_file=crl)
+    watch = sys_watch(b)
+    before = t.try_connect(b.tls_port, t.client_context(pki, "alice"), "rot-before", keep=True)
+    assert before.connack is not None and before.connack.fields["reason"] == 0, before
+    with before.client as old:
+        new_ca = certs.Authority(tmp_path, "rotated-ca", "petrel rotated CA")
+        new_server = new_ca.issue_server(tmp_path / "rotated-server", org="petrel rotated")
+        new_client = new_ca.issue_client(tmp_path / "rotated-client", "frank")
+        cert.write_bytes(new_server.cert.read_bytes())
+        key.write_bytes(new_server.key.read_bytes())
+        ca.write_bytes(new_ca.cert.read_bytes())
+        new_ca.crl(crl, [])
+        hup(b)
+        b.wait_log(RELOADED)
+
+        after = t.try_connect(b.tls_port, t.client_context(pki, new_client, ca=new_ca.cert), "rot-new-client",
+                              keep=True)
+        assert after.connack is not None and after.connack.fields["reason"] == 0, after
+        assert after.peer_cert == new_server.der
+        with after.client as c:
+            t.qos1_roundtrip(c, "tls/rotate/new", b"new CA")
+
+        # The client trusts the new CA (so it accepts petrel's new certificate) but holds the old CA's alice.
+        stale = t.try_connect(b.tls_port, t.client_context(pki, "alice", ca=new_ca.cert), "rot-old-client")
+        assert stale.refused, stale
+        assert stale.peer_cert in (None, new_server.der), stale
+        line = t.failure_line(b, stale.local_port)
+        assert line.endswith("reason=client certificate verify failed: unable to get local issuer certificate"), line
+        assert watch.wait_at_least("failures/certificate_unknown_issuer", 1) == 1
+        assert "client connected: id=rot-old-client " not in b.log_text()
+
+        t.qos1_roundtrip(old, "tls/rotate/old", b"still here")
+    assert RELOAD_FAILED not in b.log_text()

@@ -1,10 +1,12 @@
 """MQTT over an established TLS connection: large and pipelined packets (TLS records do not align with MQTT
 packets), keep alive, will on connection loss, session takeover across the TCP and TLS listeners, shutdown,
-and the listener's $SYS metrics."""
+the listener's $SYS metrics, and hundreds of good clients connecting one after the other (TLS 1.2 and 1.3)."""
 from __future__ import annotations
 
 import socket
 import struct
+
+import pytest
 
 import mqttraw as m
 import tlsclient as t
@@ -134,3 +136,56 @@ def test_listener_metrics(tls_broker, pki, sys_watch):
     c2.close()
     assert watch.wait("connections/open", lambda v: v == "0", "0") == "0"
     assert watch.wait("handshakes/in_progress", lambda v: True) == "0"
+
+
+SEQUENTIAL = 300  # clients in a row in the sequential tests
+
+
+@pytest.mark.parametrize("version", list(t.TLS_VERSIONS))
+def test_sequential_clients_each_get_connack(tls_broker, pki, version):
+    """Good clients connecting one at a time to an idle broker (client_cert = "required", a valid
+    certificate, TLS 1.2 or 1.3), 300 in a row: each completes the handshake, gets CONNACK 0 as the first
+    packet [MQTT-3.2.0-1] and leaves with DISCONNECT (the broker closes [MQTT-3.14.4-1]) before the next
+    starts. A race between the end of the TLS handshake and the start of MQTT (the CONNECT lost, or left
+    unread in OpenSSL's buffer) shows up here, one connection at a time, rather than under concurrency."""
+    b = tls_broker(client_cert="required")
+    ctx = t.pinned_context(pki, version, "alice")
+    for i in range(SEQUENTIAL):
+        out = t.try_connect(b.tls_port, ctx, f"seq-{i}", keep=True, timeout=2)
+        assert out.connack is not None and out.connack.fields["reason"] == 0, f"client {i} of {SEQUENTIAL}: {out}"
+        assert out.tls_version == f"TLSv{version}", out.tls_version
+        with out.client as c:
+            c.send(m.disconnect())
+            assert c.expect_closed(timeout=2) == [], f"client {i}"
+    log = b.log_text()
+    assert "TLS handshake failed" not in log
+    assert log.count("client connected: id=seq-") == SEQUENTIAL
+
+
+@pytest.mark.parametrize("version", list(t.TLS_VERSIONS))
+def test_sequential_clients_pipelining_connect_and_publish(tls_broker, pki, version):
+    """300 good clients one at a time (TLS 1.2 or 1.3), each sending, right after its TLS handshake and in
+    one TLS write, its CONNECT and a QoS 1 PUBLISH behind it (a client need not wait for the CONNACK, MQTT
+    3.1.1 section 3.1.4): each gets CONNACK 0 first [MQTT-3.2.0-1], then the PUBACK with its packet
+    identifier [MQTT-4.3.2-4], and the message reaches a subscriber. The PUBLISH arrives with the end of the
+    handshake, often in the same read: nothing of it may be left behind in OpenSSL's buffer."""
+    b = tls_broker(client_cert="required")
+    ctx = t.pinned_context(pki, version, "alice")
+    with m.RawClient(b.port) as sub:
+        sub.connect("seq-pipe-sub")
+        sub.send(m.subscribe(1, [("tls/seq/#", 0)]))
+        sub.expect(m.SUBACK)
+        for i in range(SEQUENTIAL):
+            sock = ctx.wrap_socket(t.raw_connection(b.tls_port, timeout=2), server_hostname="localhost")
+            assert sock.version() == f"TLSv{version}", sock.version()
+            with m.RawClient.over(sock, timeout=2) as c:
+                c.send(m.connect(f"seq-pipe-{i}") + m.publish(f"tls/seq/{i}", b"behind the CONNECT", qos=1,
+                                                             packet_id=7))
+                ack = c.expect(m.CONNACK)
+                assert ack.fields["reason"] == 0, f"client {i}: {ack!r}"
+                assert c.expect(m.PUBACK).fields["packet_id"] == 7, f"client {i}"
+                p = sub.expect(m.PUBLISH, timeout=2)
+                assert (p.fields["topic"], p.fields["payload"]) == (f"tls/seq/{i}", b"behind the CONNECT"), p
+                c.send(m.disconnect())
+                assert c.expect_closed() == [], f"client {i}"
+    assert "TLS handshake failed" not in b.log_text()
