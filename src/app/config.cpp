@@ -32,8 +32,11 @@ class Parser {
   void integer(const toml::table& t, std::string_view key, T& out, std::int64_t min, std::int64_t max) const {
     const toml::node* n = t.get(key);
     if (!n) return;
+    // Check the type first: toml++ converts a float to an integer on request,
+    // which is undefined for values out of range (found by the config fuzzer).
+    if (!n->is_integer()) fail(*n, fmt::format("'{}' must be an integer", key));
     auto v = n->value<std::int64_t>();
-    if (!n->is_integer() || !v) fail(*n, fmt::format("'{}' must be an integer", key));
+    if (!v) fail(*n, fmt::format("'{}' must be an integer", key));
     if (*v < min || *v > max) fail(*n, fmt::format("'{}' must be between {} and {}, not {}", key, min, max, *v));
     out = static_cast<T>(*v);
   }
