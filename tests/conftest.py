@@ -125,3 +125,35 @@ def check_clean_exit(b: Broker) -> None:
 def broker(make_broker):
     """A broker with the default configuration."""
     return make_broker()
+
+
+@pytest.fixture
+def mosq_sub(make_broker):
+    """mosq_sub(port, topics, **kw) starts a mosquitto_sub (mqttclients.MosquittoSub), stopped before the broker."""
+    import mqttclients as mc
+    procs = []
+
+    def start(port: int, topics, **kw):
+        s = mc.MosquittoSub(port, topics, **kw)
+        procs.append(s)
+        return s
+
+    yield start
+    for s in procs:
+        s.close()
+
+
+@pytest.fixture
+def paho(make_broker):
+    """paho(port, client_id, protocol=MQTTv311, **kw) makes a mqttclients.Paho, closed before the broker."""
+    import mqttclients as mc
+    clients = []
+
+    def make(port: int, client_id: str, protocol: int = mc.mqtt.MQTTv311, **kw):
+        c = mc.Paho(port, client_id, protocol, **kw)
+        clients.append(c)
+        return c
+
+    yield make
+    for c in clients:
+        c.close()

@@ -10,34 +10,6 @@ import pytest
 import mqttclients as mc
 
 
-@pytest.fixture
-def mosq_sub(make_broker):
-    procs: list[mc.MosquittoSub] = []
-
-    def start(port: int, topics, **kw) -> mc.MosquittoSub:
-        s = mc.MosquittoSub(port, topics, **kw)
-        procs.append(s)
-        return s
-
-    yield start
-    for s in procs:
-        s.close()
-
-
-@pytest.fixture
-def paho(make_broker):
-    clients: list[mc.Paho] = []
-
-    def make(port: int, client_id: str, **kw) -> mc.Paho:
-        c = mc.Paho(port, client_id, **kw)
-        clients.append(c)
-        return c
-
-    yield make
-    for c in clients:
-        c.close()
-
-
 def tls_args(pki, cert: str | None = "alice") -> list[str]:
     args = ["--cafile", str(pki.ca)]
     if cert is not None:
