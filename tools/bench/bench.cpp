@@ -765,29 +765,21 @@ void add_command(CLI::App& app, int& exit_code) {
   conn->add_flag("--insecure", settings->insecure, "Do not verify the broker's certificate");
   conn->callback([settings, &exit_code] { exit_code = run_conn(*settings); });
 
-  auto* fanin = bench->add_subcommand("fanin", "Many publishers, one subscriber");
-  add_messages(fanin, *settings);
-  fanin->add_option("--publishers", settings->publishers, "Publishers")->capture_default_str();
-  fanin->callback([settings, &exit_code] {
-    settings->scenario = "fanin";
-    settings->subscribers = 1;
-    exit_code = run_messages(*settings);
-  });
-  auto* fanout = bench->add_subcommand("fanout", "One publisher, many subscribers");
-  add_messages(fanout, *settings);
-  fanout->add_option("--subscribers", settings->subscribers, "Subscribers")->capture_default_str();
-  fanout->callback([settings, &exit_code] {
-    settings->scenario = "fanout";
-    settings->publishers = 1;
-    exit_code = run_messages(*settings);
-  });
-  auto* pairs = bench->add_subcommand("pairs", "Publisher-subscriber pairs, each on its own topic");
-  add_messages(pairs, *settings);
-  pairs->add_option("--pairs", settings->pairs, "Pairs")->capture_default_str();
-  pairs->callback([settings, &exit_code] {
-    settings->scenario = "pairs";
-    exit_code = run_messages(*settings);
-  });
+  // The message scenarios differ only in the count they take.
+  auto scenario = [&](const char* name, const char* help, const char* flag, unsigned& count, const char* what) {
+    auto* cmd = bench->add_subcommand(name, help);
+    add_messages(cmd, *settings);
+    cmd->add_option(flag, count, what)->capture_default_str();
+    cmd->callback([settings, &exit_code, name] {
+      settings->scenario = name;
+      if (settings->scenario == "fanin") settings->subscribers = 1;
+      if (settings->scenario == "fanout") settings->publishers = 1;
+      exit_code = run_messages(*settings);
+    });
+  };
+  scenario("fanin", "Many publishers, one subscriber", "--publishers", settings->publishers, "Publishers");
+  scenario("fanout", "One publisher, many subscribers", "--subscribers", settings->subscribers, "Subscribers");
+  scenario("pairs", "Publisher-subscriber pairs, each on its own topic", "--pairs", settings->pairs, "Pairs");
 }
 
 }  // namespace petrel::bench
