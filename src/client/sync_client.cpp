@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -35,18 +34,35 @@ struct SyncClient::Impl {
 
   asio::ip::tcp::socket& socket() { return tls ? tls->next_layer() : *tcp; }
 
-  // Waits until readable or the deadline; false on timeout.
-  bool wait_readable(Clock::time_point deadline) {
-    if (tls && SSL_pending(tls->native_handle()) > 0) return true;
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
-    if (left <= 0) return false;
-    pollfd pfd{socket().native_handle(), POLLIN, 0};
-    return ::poll(&pfd, 1, static_cast<int>(left)) > 0;
-  }
-
-  std::size_t read_some(char* buf, std::size_t n) {
+  // Reads what is there, waiting until the deadline; 0 on timeout. The read
+  // is asynchronous and the io_context runs until it completes or the
+  // deadline passes: polling the socket would miss TLS records that OpenSSL
+  // already pulled off the socket but has not decrypted yet.
+  std::size_t read_some(char* buf, std::size_t n, Clock::time_point deadline) {
+    bool done = false;
     boost::system::error_code ec;
-    const std::size_t got = tls ? tls->read_some(asio::buffer(buf, n), ec) : tcp->read_some(asio::buffer(buf, n), ec);
+    std::size_t got = 0;
+    auto handler = [&](const boost::system::error_code& e, std::size_t k) {
+      done = true;
+      ec = e;
+      got = k;
+    };
+    if (tls) {
+      tls->async_read_some(asio::buffer(buf, n), handler);
+    } else {
+      tcp->async_read_some(asio::buffer(buf, n), handler);
+    }
+    io.restart();
+    while (!done && io.run_one_until(deadline)) {
+    }
+    if (!done) {
+      boost::system::error_code ignored;
+      socket().cancel(ignored);
+      io.restart();
+      while (!done && io.run_one()) {
+      }
+      if (ec == asio::error::operation_aborted) return 0;
+    }
     if (ec == asio::error::eof || ec == asio::ssl::error::stream_truncated)
       throw ClientError(Kind::Connect, "connection closed by the broker");
     if (ec) throw ClientError(Kind::Connect, fmt::format("connection lost: {}", ec.message()));
@@ -86,8 +102,8 @@ mqtt::Packet SyncClient::next_packet(Clock::time_point deadline) {
     } catch (const mqtt::ProtocolError& e) {
       throw ClientError(Kind::Protocol, fmt::format("invalid packet from the broker: {}", e.what()));
     }
-    if (!impl_->wait_readable(deadline)) throw ClientError(Kind::Timeout, "timed out waiting for the broker");
-    const std::size_t n = impl_->read_some(buf, sizeof buf);
+    const std::size_t n = impl_->read_some(buf, sizeof buf, deadline);
+    if (n == 0) throw ClientError(Kind::Timeout, "timed out waiting for the broker");
     impl_->reader.feed(std::string_view(buf, n));
   }
 }
