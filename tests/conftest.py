@@ -24,10 +24,7 @@ sys.path.insert(0, str(ROOT / "tests" / "lib"))
 PETREL_BIN = os.environ.get("PETREL_BIN", str(ROOT / "build" / "petrel"))
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from petrel_paths import free_port  # noqa: E402  (one implementation: below the ephemeral range)
 
 
 class Broker:

@@ -36,11 +36,7 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 now (for a second listener)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from petrel_paths import free_port  # noqa: E402  (one implementation: below the ephemeral range)
 
 
 def sys_config(mqtt: str = "", listener: str = "") -> str:

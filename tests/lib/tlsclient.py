@@ -22,11 +22,7 @@ import mqttraw as m
 TIMEOUT = 5.0
 
 
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now (as tests/conftest.py's free_port)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from petrel_paths import free_port  # noqa: E402  (one implementation: below the ephemeral range)
 
 
 def client_context(pki, cert=None, *, min_version: ssl.TLSVersion | None = None,
