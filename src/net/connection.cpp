@@ -103,76 +103,72 @@ template <class Stream>
 void Connection<Stream>::tls_peek() {
   // Wait for the first byte and look at it before OpenSSL does: a TLS
   // handshake starts with record type 0x16.
-  socket().async_wait(asio::ip::tcp::socket::wait_read, [self = this->shared_from_this()](
-                                                             const boost::system::error_code& ec) {
-    if (self->closed_) return;
-    if (ec) {
-      if (ec != asio::error::operation_aborted) self->handshake_failed("connection_lost", ec.message());
-      return;
-    }
-    unsigned char first = 0;
-    const auto n = ::recv(self->socket().native_handle(), &first, 1, MSG_PEEK);
-    if (n <= 0) {
-      self->handshake_failed("connection_lost", "client closed the connection before the TLS handshake");
-      return;
-    }
-    if (first != 0x16) {
-      if (first == 0x10) {
-        self->handshake_failed("plaintext_mqtt", "plaintext MQTT sent to TLS port");
-      } else if (first >= 'A' && first <= 'Z') {
-        self->handshake_failed("not_tls", "plaintext (HTTP?) sent to TLS port");
-      } else {
-        self->handshake_failed("not_tls", fmt::format("not a TLS handshake (first byte 0x{:02X})", first));
-      }
-      return;
-    }
-    self->tls_handshake();
-  });
+  socket().async_wait(
+      asio::ip::tcp::socket::wait_read, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+        if (self->closed_) return;
+        if (ec) {
+          if (ec != asio::error::operation_aborted) self->handshake_failed("connection_lost", ec.message());
+          return;
+        }
+        unsigned char first = 0;
+        const auto n = ::recv(self->socket().native_handle(), &first, 1, MSG_PEEK);
+        if (n <= 0) {
+          self->handshake_failed("connection_lost", "client closed the connection before the TLS handshake");
+          return;
+        }
+        if (first != 0x16) {
+          if (first == 0x10) {
+            self->handshake_failed("plaintext_mqtt", "plaintext MQTT sent to TLS port");
+          } else if (first >= 'A' && first <= 'Z') {
+            self->handshake_failed("not_tls", "plaintext (HTTP?) sent to TLS port");
+          } else {
+            self->handshake_failed("not_tls", fmt::format("not a TLS handshake (first byte 0x{:02X})", first));
+          }
+          return;
+        }
+        self->tls_handshake();
+      });
 }
 
 template <class Stream>
 void Connection<Stream>::tls_handshake() {
   if constexpr (kTls) {
-    stream_.async_handshake(asio::ssl::stream_base::server, [self = this->shared_from_this()](
-                                                                const boost::system::error_code& ec) {
-      if (self->closed_) return;
-      SSL* ssl = self->stream_.native_handle();
-      if (ec) {
-        self->handshake_failed(failure_label(ssl, ec), describe_handshake_failure(ssl, ec));
-        return;
-      }
-      // Never trust the handshake alone: a certificate the client presented
-      // must have verified.
-      if (self->client_cert_ != ClientCertPolicy::None) {
-        X509* cert = SSL_get0_peer_certificate(ssl);
-        if (!cert && self->client_cert_ == ClientCertPolicy::Required) {
-          self->handshake_failed("no_client_certificate", "no client certificate");
-          return;
-        }
-        if (cert && SSL_get_verify_result(ssl) != X509_V_OK) {
-          self->handshake_failed(failure_label(ssl, {}), describe_handshake_failure(ssl, {}));
-          return;
-        }
-      }
-      self->in_handshake_ = false;
-      self->stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
-      self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
-      if (self->identity_source_ != IdentitySource::None)
-        self->client_.set_certificate_identity(certificate_identity(ssl, self->identity_source_));
-      self->tls_read_buffer_ = std::make_unique<char[]>(kTlsReadBuffer);
-      self->start_reading();
-    });
+    stream_.async_handshake(
+        asio::ssl::stream_base::server, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+          if (self->closed_) return;
+          SSL* ssl = self->stream_.native_handle();
+          if (ec) {
+            self->handshake_failed(failure_label(ssl, ec), describe_handshake_failure(ssl, ec));
+            return;
+          }
+          // Never trust the handshake alone: a certificate the client presented
+          // must have verified.
+          if (self->client_cert_ != ClientCertPolicy::None) {
+            X509* cert = SSL_get0_peer_certificate(ssl);
+            if (!cert && self->client_cert_ == ClientCertPolicy::Required) {
+              self->handshake_failed("no_client_certificate", "no client certificate");
+              return;
+            }
+            if (cert && SSL_get_verify_result(ssl) != X509_V_OK) {
+              self->handshake_failed(failure_label(ssl, {}), describe_handshake_failure(ssl, {}));
+              return;
+            }
+          }
+          self->in_handshake_ = false;
+          self->stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+          self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
+          if (self->identity_source_ != IdentitySource::None)
+            self->client_.set_certificate_identity(certificate_identity(ssl, self->identity_source_));
+          self->tls_read_buffer_ = std::make_unique<char[]>(kTlsReadBuffer);
+          self->start_reading();
+        });
   }
 }
 
 template <class Stream>
 void Connection<Stream>::handshake_failed(const std::string& label, const std::string& reason) {
   stats_->count_failure(label);
-  std::uint64_t suppressed = 0;
-  if (stats_->log_limit.allow(suppressed)) {
-    spdlog::warn("listener '{}': TLS handshake failed: peer={} reason={}{}", stats_->name, peer_, reason,
-                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
-  }
+  stats_->warn("TLS handshake failed: peer={} reason={}", peer_, reason);
   shutdown(reason);
 }
 
@@ -396,12 +392,7 @@ void Connection<Stream>::on_timer() {
   }
   if (!client_.connected()) {
     stats_->count_failure("connect_timeout");
-    std::uint64_t suppressed = 0;
-    if (stats_->log_limit.allow(suppressed)) {
-      spdlog::warn("listener '{}': no CONNECT within {} ms: peer={}{}", stats_->name,
-                   broker_.config().connect_timeout.count(), peer_,
-                   suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
-    }
+    stats_->warn("no CONNECT within {} ms: peer={}", broker_.config().connect_timeout.count(), peer_);
   }
   dispatch([&] { client_.on_timeout(); });
 }

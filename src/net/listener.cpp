@@ -64,12 +64,7 @@ void Listener::on_accept(const boost::system::error_code& ec, tcp::socket socket
   }
   const int code = ec.value();
   const bool exhausted = code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
-  std::uint64_t suppressed = 0;
-  if (stats_->log_limit.allow(suppressed)) {
-    spdlog::warn("listener '{}': accept failed: {}{}{}", stats_->name, ec.message(),
-                 exhausted ? "; backing off 100 ms" : "",
-                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
-  }
+  stats_->warn("accept failed: {}{}", ec.message(), exhausted ? "; backing off 100 ms" : "");
   if (exhausted) {
     stats_->state = static_cast<int>(ListenerState::BackingOff);
     backoff_.expires_after(std::chrono::milliseconds(100));

@@ -12,6 +12,9 @@
 #include <mutex>
 #include <string>
 
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
 namespace petrel::net {
 
 enum class ListenerState : int { Accepting = 0, BackingOff = 1, Closed = 2 };
@@ -42,6 +45,16 @@ struct ListenerStats {
   RateLimiter log_limit;
 
   void count_failure(const std::string& label);
+
+  // Logs "listener '<name>': <message>" at warn level unless the rate limit
+  // is spent; the message is formatted only when it is logged.
+  template <class... Args>
+  void warn(fmt::format_string<Args...> format, Args&&... args) {
+    std::uint64_t suppressed = 0;
+    if (!log_limit.allow(suppressed)) return;
+    spdlog::warn("listener '{}': {}{}", name, fmt::format(format, std::forward<Args>(args)...),
+                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : std::string());
+  }
   std::map<std::string, std::uint64_t> failures() const;
   std::uint64_t failures_total() const;
   static std::string_view state_name(int s);

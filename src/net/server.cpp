@@ -51,17 +51,13 @@ void Server::add_listener(const ListenerSpec& spec) {
         stats->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
         stats->rejected_busy.fetch_add(1, std::memory_order_relaxed);
         stats->count_failure("too_many_handshakes");
-        std::uint64_t suppressed = 0;
-        if (stats->log_limit.allow(suppressed))
-          spdlog::warn("listener '{}': {} TLS handshakes in progress, refusing a new connection{}", stats->name,
-                       tls->settings().max_pending_handshakes,
-                       suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
+        stats->warn("{} TLS handshakes in progress, refusing a new connection", tls->settings().max_pending_handshakes);
         boost::system::error_code ignored;
         socket.close(ignored);
         return;
       }
-      auto c = std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), &tls->settings(), *broker_,
-                                                       stats);
+      auto c =
+          std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), &tls->settings(), *broker_, stats);
       c->post_start();
     };
   } else {
@@ -86,12 +82,8 @@ bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, asio::ip::t
   if (!over_global && !over_listener) return true;
   // Refused before any byte is read: cheaper than a CONNACK under a flood.
   stats.count_failure("max_connections");
-  std::uint64_t suppressed = 0;
-  if (stats.log_limit.allow(suppressed)) {
-    spdlog::warn("listener '{}': connection limit reached ({} {}), refusing a connection{}", stats.name,
-                 over_listener ? listener_max : global_max, over_listener ? "on this listener" : "in all",
-                 suppressed ? fmt::format(" ({} similar messages suppressed)", suppressed) : "");
-  }
+  stats.warn("connection limit reached ({} {}), refusing a connection", over_listener ? listener_max : global_max,
+             over_listener ? "on this listener" : "in all");
   boost::system::error_code ignored;
   socket.close(ignored);
   return false;

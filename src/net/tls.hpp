@@ -27,13 +27,13 @@ struct TlsSettings {
   std::string cert_file;  // certificate chain, PEM
   std::string key_file;   // private key, PEM (optionally encrypted)
   std::string key_password;
-  std::string ca_file;    // CAs for client verification
+  std::string ca_file;  // CAs for client verification
   std::string ca_dir;
   std::string crl_file;
   std::string min_version = "1.2";  // "1.2" or "1.3"
   std::string max_version = "1.3";
-  std::string ciphers;       // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
-  std::string ciphersuites;  // TLS 1.3 cipher suites; empty: OpenSSL's default
+  std::string ciphers;            // TLS 1.2 cipher list (OpenSSL syntax); empty: OpenSSL's default
+  std::string ciphersuites;       // TLS 1.3 cipher suites; empty: OpenSSL's default
   std::vector<std::string> alpn;  // accepted ALPN protocols; empty: no ALPN
   ClientCertPolicy client_cert = ClientCertPolicy::None;
   IdentitySource identity_as_username = IdentitySource::None;
