@@ -67,25 +67,54 @@ class Parser {
         "cert_file",   "key_file", "key_password", "ca_file",     "ca_dir",
         "crl_file",    "min_version", "max_version", "ciphers",   "ciphersuites",
         "alpn",        "client_cert", "identity_as_username", "max_pending_handshakes"};
+    static constexpr std::string_view ws_keys[] = {"path", "trusted_proxies"};
     for (const auto& [k, v] : t) {
       bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
                 k.str() == "max_connections";
       for (auto key : tls_keys) ok = ok || k.str() == key;
+      for (auto key : ws_keys) ok = ok || k.str() == key;
       if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
     }
     net::ListenerSpec spec;
     spec.name = fmt::format("listener-{}", index);
     string(t, "name", spec.name);
     string(t, "type", spec.type);
-    if (spec.type != "tcp" && spec.type != "tls")
-      fail(*t.get("type"), fmt::format("listener type '{}' is not supported (supported: tcp, tls)", spec.type));
+    if (spec.type != "tcp" && spec.type != "tls" && spec.type != "ws" && spec.type != "wss")
+      fail(*t.get("type"),
+           fmt::format("listener type '{}' is not supported (supported: tcp, tls, ws, wss)", spec.type));
+    const bool tls_type = spec.type == "tls" || spec.type == "wss";
+    const bool ws_type = spec.type == "ws" || spec.type == "wss";
     string(t, "bind", spec.bind);
-    spec.port = spec.type == "tls" ? 8883 : 1883;
+    // Default ports: IANA's for MQTT and MQTT over TLS; for WebSocket the
+    // ones NanoMQ and EMQX use.
+    spec.port = spec.type == "tls" ? 8883 : spec.type == "ws" ? 8083 : spec.type == "wss" ? 8084 : 1883;
     integer(t, "port", spec.port, 0, 65535);
     integer(t, "max_connections", spec.max_connections, 0, 10'000'000);
-    if (spec.type != "tls") {
+    if (!ws_type) {
+      for (auto key : ws_keys)
+        if (const toml::node* n = t.get(key))
+          fail(*n, fmt::format("'{}' applies to type = \"ws\" and \"wss\" listeners only", key));
+    } else {
+      string(t, "path", spec.ws.path);
+      if (spec.ws.path.empty() || spec.ws.path.front() != '/' ||
+          spec.ws.path.find_first_of(" ?#") != std::string::npos)
+        fail(*t.get("path"), "'path' must start with '/' and contain no space, '?' or '#'");
+      if (const toml::node* n = t.get("trusted_proxies")) {
+        const auto* arr = n->as_array();
+        if (!arr) fail(*n, "'trusted_proxies' must be an array of IP addresses");
+        for (const auto& e : *arr) {
+          if (!e.is_string()) fail(e, "'trusted_proxies' must be an array of IP addresses");
+          boost::system::error_code ec;
+          auto address = boost::asio::ip::make_address(*e.value<std::string>(), ec);
+          if (ec) fail(e, fmt::format("'{}' is not an IP address", *e.value<std::string>()));
+          spec.ws.trusted_proxies.push_back(address);
+        }
+      }
+    }
+    if (!tls_type) {
       for (auto key : tls_keys)
-        if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' applies to type = \"tls\" listeners only", key));
+        if (const toml::node* n = t.get(key))
+          fail(*n, fmt::format("'{}' applies to type = \"tls\" and \"wss\" listeners only", key));
       return spec;
     }
     auto& tls = spec.tls;

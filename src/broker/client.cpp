@@ -111,7 +111,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     } else if (looks_v5) {
       refuse_connect(Version::V5, e.code(), e.what());
     } else {
-      end(false, fmt::format("invalid CONNECT: {}", e.what()));
+      end(false, fmt::format("invalid CONNECT: {}", e.what()), e.code());
     }
     return;
   }
@@ -220,7 +220,7 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
                mqtt::to_string(rc), static_cast<unsigned>(rc), why);
   state_ = State::Closing;
-  transport_.close();
+  transport_.close(rc);
 }
 
 // -------------------------------------------------------------- PUBLISH --
@@ -394,7 +394,7 @@ void Client::on_disconnect(const mqtt::Disconnect& d) {
 void Client::kick(ReasonCode reason) {
   if (state_ == State::Closing) return;
   if (state_ == State::Connected && version_ == Version::V5) send(mqtt::Disconnect{reason, {}});
-  end(true, fmt::format("disconnected by server: {}", mqtt::to_string(reason)));
+  end(true, fmt::format("disconnected by server: {}", mqtt::to_string(reason)), reason);
 }
 
 void Client::on_timeout() {
@@ -404,7 +404,7 @@ void Client::on_timeout() {
     return;
   }
   if (version_ == Version::V5) send(mqtt::Disconnect{ReasonCode::KeepAliveTimeout, {}});
-  end(true, fmt::format("keep alive timeout ({} s x 1.5)", keep_alive_));
+  end(true, fmt::format("keep alive timeout ({} s x 1.5)", keep_alive_), ReasonCode::KeepAliveTimeout);
 }
 
 void Client::on_closed(std::string_view why) {
@@ -423,10 +423,10 @@ void Client::fail(ReasonCode rc, std::string_view why) {
     refuse_connect(Version::V5, rc, why);
     return;
   }
-  end(true, fmt::format("{} (0x{:02X}): {}", mqtt::to_string(rc), static_cast<unsigned>(rc), why));
+  end(true, fmt::format("{} (0x{:02X}): {}", mqtt::to_string(rc), static_cast<unsigned>(rc), why), rc);
 }
 
-void Client::end(bool publish_will, std::string_view why) {
+void Client::end(bool publish_will, std::string_view why, ReasonCode reason) {
   const bool was_connected = state_ == State::Connected;
   state_ = State::Closing;
   if (was_connected) {
@@ -437,7 +437,7 @@ void Client::end(bool publish_will, std::string_view why) {
     // by the listener's connection; this line is for debugging.
     spdlog::debug("connection closed before CONNECT: peer={} reason={}", transport_.peer(), why);
   }
-  transport_.close();
+  transport_.close(reason);
 }
 
 // --------------------------------------------------------------- output --

@@ -64,7 +64,7 @@ class Client {
   bool within_topic_limits(std::string_view topic) const;
   void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
   void fail(mqtt::ReasonCode rc, std::string_view why);
-  void end(bool publish_will, std::string_view why);
+  void end(bool publish_will, std::string_view why, mqtt::ReasonCode reason = mqtt::ReasonCode::Success);
   void send(const mqtt::Packet& p);
   void send_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
   void resend_inflight();

@@ -1,5 +1,6 @@
 // net::Connection<Stream>: one client's network connection, over plain TCP
-// (Stream = TcpStream) or TLS (TlsStream). It owns the stream, the write
+// (Stream = TcpStream), TLS (TlsStream), WebSocket (WsStream) or WebSocket
+// over TLS (WssStream). It owns the stream, the write
 // queue and the connection's timer, and feeds received bytes to its
 // broker::Client. Everything here runs on the connection's own event loop;
 // the only entry points from other threads are wake() and kick(), which post.
@@ -22,6 +23,18 @@
 // HTTP sent to a TLS port is named as such. A presented client certificate
 // is checked explicitly after the handshake; a failed one never connects.
 //
+// WebSocket: the HTTP upgrade request is read and judged (websocket.hpp)
+// before Beast accepts it; a refused one gets an HTTP error. The deadline
+// (connect_timeout) covers TLS handshake, upgrade and CONNECT together.
+// Afterwards MQTT bytes travel in binary messages, read as a byte stream (a
+// packet may span messages; a message may hold several packets). Each batch
+// of writes is one binary message. When the MQTT side ends, a close frame
+// carries the matching status (websocket_close_code()).
+//
+// The definitions are in connection_impl.hpp, instantiated for TCP and TLS
+// in connection_tcp.cpp and for WebSocket in connection_ws.cpp, so the two
+// heavy translation units build in parallel.
+//
 // Errors: every failure here (reset, EOF, protocol error, timeout, failed
 // handshake) belongs to this connection alone; it closes the socket, counts
 // the failure in its listener's stats, logs the true reason (rate-limited),
@@ -31,6 +44,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/ssl/stream.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/beast/websocket/stream.hpp>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,21 +54,29 @@
 #include "broker/transport.hpp"
 #include "net/listener_stats.hpp"
 #include "net/tls.hpp"
+#include "net/websocket.hpp"
 
 namespace petrel::net {
 
 using TcpStream = boost::asio::ip::tcp::socket;
 using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+using WsStream = boost::beast::websocket::stream<TcpStream>;
+using WssStream = boost::beast::websocket::stream<TlsStream>;
+
+struct WsUpgrade;  // the HTTP upgrade in progress (connection_impl.hpp)
 
 template <class Stream>
 class Connection final : public broker::Transport, public std::enable_shared_from_this<Connection<Stream>> {
  public:
-  static constexpr bool kTls = std::is_same_v<Stream, TlsStream>;
+  static constexpr bool kTls = std::is_same_v<Stream, TlsStream> || std::is_same_v<Stream, WssStream>;
+  static constexpr bool kWs = std::is_same_v<Stream, WsStream> || std::is_same_v<Stream, WssStream>;
 
-  // `context` and `tls` are for TLS connections (null for TCP); the context
-  // stays alive as long as the connection.
+  // `context` and `tls` are for TLS connections (null otherwise), `ws` for
+  // WebSocket ones; the context stays alive as long as the connection, the
+  // settings as long as the server.
   Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> context,
-             const TlsSettings* tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats);
+             const TlsSettings* tls, const WebSocketSettings* ws, broker::Broker& broker,
+             std::shared_ptr<ListenerStats> stats);
   ~Connection() override;
 
   // Starts the connection on its own loop (callable from any thread).
@@ -64,7 +86,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   void send(std::string_view bytes) override;
   void send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) override;
   std::size_t pending_bytes() const override { return queued_bytes_ + writing_bytes_; }
-  void close() override;
+  void close(mqtt::ReasonCode reason) override;
   const std::string& peer() const override { return peer_; }
   std::shared_ptr<broker::Transport> shared_transport() override { return this->shared_from_this(); }
   void wake() override;
@@ -85,8 +107,10 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
       return Stream(std::move(socket));
     }
   }
-  boost::asio::ip::tcp::socket& socket() {
-    if constexpr (kTls) {
+  boost::asio::ip::tcp::socket& socket() { return boost::beast::get_lowest_layer(stream_); }
+  // The TLS layer (TLS and WSS connections only).
+  auto& tls_stream() {
+    if constexpr (kWs) {
       return stream_.next_layer();
     } else {
       return stream_;
@@ -96,6 +120,11 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   void wait_readable();
   void on_readable();
   void read_tls();
+  void read_ws();
+  void ws_upgrade();
+  void ws_accept();
+  void ws_refuse(unsigned status, const std::string& label, const std::string& reason);
+  void ws_close();
   void after_read(std::size_t total, bool was_connected);
   void consume(const char* data, std::size_t n);
   void start_write();
@@ -118,7 +147,9 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   std::shared_ptr<ListenerStats> stats_;
   broker::Client client_;
   std::string peer_;
-  std::unique_ptr<char[]> tls_read_buffer_;
+  const WebSocketSettings* ws_ = nullptr;
+  std::unique_ptr<WsUpgrade> upgrade_;      // during the WebSocket upgrade only
+  std::unique_ptr<char[]> own_read_buffer_;  // TLS and WebSocket read into a buffer of their own
 
   std::vector<Chunk> queued_;
   std::string queued_owned_;
@@ -135,9 +166,13 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   bool close_requested_ = false;
   bool read_paused_ = false;
   bool closed_ = false;
+  bool ws_closing_ = false;        // close frame sent or being sent
+  std::uint16_t ws_close_code_ = 0;  // 0: not decided yet
 };
 
 extern template class Connection<TcpStream>;
 extern template class Connection<TlsStream>;
+extern template class Connection<WsStream>;
+extern template class Connection<WssStream>;
 
 }  // namespace petrel::net

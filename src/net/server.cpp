@@ -31,41 +31,61 @@ void Server::add_listener(const ListenerSpec& spec) {
   auto stats = std::make_shared<ListenerStats>();
   stats->name = spec.name;
   stats->type = spec.type;
-  Listener::Handoff handoff;
-  if (spec.type == "tls") {
-    std::shared_ptr<TlsContext> tls;
+  const bool tls_type = spec.type == "tls" || spec.type == "wss";
+  const bool ws_type = spec.type == "ws" || spec.type == "wss";
+  std::shared_ptr<TlsContext> tls;
+  if (tls_type) {
     try {
       tls = std::make_shared<TlsContext>(spec.tls);
     } catch (const std::exception& e) {
       throw std::runtime_error(fmt::format("listener '{}': {}", spec.name, e.what()));
     }
     tls_contexts_.emplace_back(spec.name, tls);
-    handoff = [this, stats, tls, max = spec.max_connections](asio::ip::tcp::socket socket) {
+  }
+  const WebSocketSettings* ws = nullptr;
+  if (ws_type) {
+    auto settings = std::make_unique<WebSocketSettings>(spec.ws);
+    // A WebSocket message carries MQTT packets: none may exceed the largest packet.
+    settings->max_message = options_.broker.max_packet_size;
+    ws = settings.get();
+    ws_settings_.push_back(std::move(settings));
+  }
+  // The hand-off runs on the listener's loop for every accepted socket; the
+  // stream type is chosen here, once.
+  auto make_handoff = [&]<class Stream>() -> Listener::Handoff {
+    return [this, stats, tls, ws, max = spec.max_connections](asio::ip::tcp::socket socket) {
       if (!admit(*stats, max, socket)) return;
-      // A flood of slow or bad handshakes must not keep good clients out
-      // for long, nor exhaust memory: past the bound, refuse at once.
-      // The slot is reserved here, on the listener's loop, so a burst cannot
-      // overshoot the bound before the connections start on their loops.
-      if (stats->handshakes_in_progress.fetch_add(1, std::memory_order_relaxed) >=
-          tls->settings().max_pending_handshakes) {
-        stats->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
-        stats->rejected_busy.fetch_add(1, std::memory_order_relaxed);
-        stats->count_failure("too_many_handshakes");
-        stats->warn("{} TLS handshakes in progress, refusing a new connection", tls->settings().max_pending_handshakes);
-        boost::system::error_code ignored;
-        socket.close(ignored);
-        return;
+      if (tls) {
+        // A flood of slow or bad handshakes must not keep good clients out
+        // for long, nor exhaust memory: past the bound, refuse at once.
+        // The slot is reserved here, on the listener's loop, so a burst cannot
+        // overshoot the bound before the connections start on their loops.
+        if (stats->handshakes_in_progress.fetch_add(1, std::memory_order_relaxed) >=
+            tls->settings().max_pending_handshakes) {
+          stats->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+          stats->rejected_busy.fetch_add(1, std::memory_order_relaxed);
+          stats->count_failure("too_many_handshakes");
+          stats->warn("{} TLS handshakes in progress, refusing a new connection",
+                      tls->settings().max_pending_handshakes);
+          boost::system::error_code ignored;
+          socket.close(ignored);
+          return;
+        }
       }
-      auto c =
-          std::make_shared<Connection<TlsStream>>(std::move(socket), tls->current(), &tls->settings(), *broker_, stats);
-      c->post_start();
+      std::make_shared<Connection<Stream>>(std::move(socket), tls ? tls->current() : nullptr,
+                                           tls ? &tls->settings() : nullptr, ws, *broker_, stats)
+          ->post_start();
     };
+  };
+  Listener::Handoff handoff;
+  if (spec.type == "tls") {
+    handoff = make_handoff.template operator()<TlsStream>();
+  } else if (spec.type == "ws") {
+    handoff = make_handoff.template operator()<WsStream>();
+  } else if (spec.type == "wss") {
+    handoff = make_handoff.template operator()<WssStream>();
   } else {
-    handoff = [this, stats, max = spec.max_connections](asio::ip::tcp::socket socket) {
-      if (!admit(*stats, max, socket)) return;
-      auto c = std::make_shared<Connection<TcpStream>>(std::move(socket), nullptr, nullptr, *broker_, stats);
-      c->post_start();
-    };
+    handoff = make_handoff.template operator()<TcpStream>();
   }
   listeners_.push_back(std::make_unique<Listener>(
       *loops_[0], stats, asio::ip::tcp::endpoint(address, spec.port),
@@ -108,7 +128,7 @@ void Server::publish_listener_stats(const broker::Broker::SysPut& put) const {
     // by kind, connect timeouts, refusals for too many handshakes).
     put(base + "failures", std::to_string(s.failures_total()));
     for (const auto& [label, count] : s.failures()) put(base + "failures/" + label, std::to_string(count));
-    if (s.type == "tls") {
+    if (s.type == "tls" || s.type == "wss") {
       put(base + "handshakes/completed", get(s.handshakes_completed));
       put(base + "handshakes/in_progress", get(s.handshakes_in_progress));
     }

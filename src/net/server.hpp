@@ -3,7 +3,7 @@
 // accepted connections over the loops round-robin, and each connection then
 // lives on its loop for good. Loop 0 also runs the listeners' accept loops,
 // the broker's timers and the signal handler (SIGINT/SIGTERM: shut down;
-// SIGHUP: reload TLS certificates).
+// SIGHUP: reload TLS certificates of tls and wss listeners).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
@@ -17,17 +17,19 @@
 #include "broker/broker.hpp"
 #include "net/listener.hpp"
 #include "net/tls.hpp"
+#include "net/websocket.hpp"
 #include "store/store.hpp"
 
 namespace petrel::net {
 
 struct ListenerSpec {
   std::string name;
-  std::string type = "tcp";  // "tcp" or "tls"
+  std::string type = "tcp";  // "tcp", "tls", "ws" or "wss"
   std::string bind = "0.0.0.0";
   std::uint16_t port = 1883;
   std::uint32_t max_connections = 0;  // open connections on this listener; 0: no limit
-  TlsSettings tls;                    // type "tls" only
+  TlsSettings tls;                    // types "tls" and "wss" only
+  WebSocketSettings ws;               // types "ws" and "wss" only
 };
 
 struct ServerOptions {
@@ -70,6 +72,7 @@ class Server {
   std::unique_ptr<broker::Broker> broker_;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::pair<std::string, std::shared_ptr<TlsContext>>> tls_contexts_;
+  std::vector<std::unique_ptr<WebSocketSettings>> ws_settings_;  // one per ws/wss listener
   std::unique_ptr<boost::asio::signal_set> signals_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::size_t next_loop_ = 0;

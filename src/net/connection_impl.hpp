@@ -1,4 +1,6 @@
-#include "net/connection.hpp"
+// The definitions of net::Connection<Stream> (see connection.hpp), included
+// only by connection_tcp.cpp and connection_ws.cpp, which instantiate them.
+#pragma once
 
 #include <fmt/format.h>
 #include <openssl/ssl.h>
@@ -9,13 +11,33 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <boost/beast/http/string_body.hpp>
+#include <boost/beast/http/write.hpp>
+#include <boost/beast/websocket/ssl.hpp>
+
+#include "net/connection.hpp"
 
 namespace petrel::net {
 
 namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace http = beast::http;
+namespace websocket = beast::websocket;
 using broker::Clock;
 
-namespace {
+// The HTTP upgrade of a WebSocket connection while it is in progress; freed
+// once the connection speaks MQTT.
+struct WsUpgrade {
+  beast::flat_buffer buffer{16 * 1024};
+  http::request_parser<http::empty_body> parser;
+  http::response<http::string_body> response;
+  bool refusing = false;
+  WsUpgrade() { parser.header_limit(8 * 1024); }
+};
+
+namespace detail {
 
 // Bytes one TCP connection may read per turn of its event loop before it
 // yields to the other connections of the loop.
@@ -24,12 +46,14 @@ constexpr std::size_t kReadBudget = 256 * 1024;
 constexpr std::size_t kReadPauseBytes = 4 << 20;
 // How long a connection may take to write out its last bytes once closing.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
-// TLS connections read decrypted bytes into a buffer of their own.
-constexpr std::size_t kTlsReadBuffer = 8 * 1024;
+// TLS and WebSocket connections read into a buffer of their own.
+constexpr std::size_t kOwnReadBuffer = 8 * 1024;
 
-thread_local std::array<char, 64 * 1024> read_buffer;
+// TCP connections read into one buffer per thread (shared by the
+// translation units that instantiate Connection).
+inline thread_local std::array<char, 64 * 1024> read_buffer;
 
-std::string format_peer(const asio::ip::tcp::socket& s) {
+inline std::string format_peer(const asio::ip::tcp::socket& s) {
   boost::system::error_code ec;
   auto ep = s.remote_endpoint(ec);
   if (ec) return "unknown";
@@ -37,11 +61,17 @@ std::string format_peer(const asio::ip::tcp::socket& s) {
   return fmt::format("{}:{}", ep.address().to_string(), ep.port());
 }
 
-}  // namespace
+}  // namespace detail
+
+using detail::kCloseGrace;
+using detail::kOwnReadBuffer;
+using detail::kReadBudget;
+using detail::kReadPauseBytes;
 
 template <class Stream>
 Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context,
-                               const TlsSettings* tls, broker::Broker& broker, std::shared_ptr<ListenerStats> stats)
+                               const TlsSettings* tls, const WebSocketSettings* ws, broker::Broker& broker,
+                               std::shared_ptr<ListenerStats> stats)
     : stream_(make_stream(std::move(socket), context.get())),
       tls_context_(std::move(context)),
       client_cert_(tls ? tls->client_cert : ClientCertPolicy::None),
@@ -50,7 +80,8 @@ Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asi
       broker_(broker),
       stats_(std::move(stats)),
       client_(broker, *this),
-      peer_(format_peer(this->socket())) {
+      peer_(detail::format_peer(this->socket())),
+      ws_(ws) {
   // A TLS connection arrives with its handshake slot already reserved by the
   // listener; shutdown() gives it back.
   in_handshake_ = kTls;
@@ -79,6 +110,8 @@ void Connection<Stream>::start() {
   arm_timer();
   if constexpr (kTls) {
     tls_peek();
+  } else if constexpr (kWs) {
+    ws_upgrade();
   } else {
     socket().non_blocking(true, ec);
     start_reading();
@@ -133,10 +166,10 @@ void Connection<Stream>::tls_peek() {
 template <class Stream>
 void Connection<Stream>::tls_handshake() {
   if constexpr (kTls) {
-    stream_.async_handshake(
+    tls_stream().async_handshake(
         asio::ssl::stream_base::server, [self = this->shared_from_this()](const boost::system::error_code& ec) {
           if (self->closed_) return;
-          SSL* ssl = self->stream_.native_handle();
+          SSL* ssl = self->tls_stream().native_handle();
           if (ec) {
             self->handshake_failed(failure_label(ssl, ec), describe_handshake_failure(ssl, ec));
             return;
@@ -159,8 +192,12 @@ void Connection<Stream>::tls_handshake() {
           self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
           if (self->identity_source_ != IdentitySource::None)
             self->client_.set_certificate_identity(certificate_identity(ssl, self->identity_source_));
-          self->tls_read_buffer_ = std::make_unique<char[]>(kTlsReadBuffer);
-          self->start_reading();
+          if constexpr (kWs) {
+            self->ws_upgrade();
+          } else {
+            self->own_read_buffer_ = std::make_unique<char[]>(kOwnReadBuffer);
+            self->start_reading();
+          }
         });
   }
 }
@@ -172,11 +209,163 @@ void Connection<Stream>::handshake_failed(const std::string& label, const std::s
   shutdown(reason);
 }
 
+// ------------------------------------------------------------ WebSocket --
+
+template <class Stream>
+void Connection<Stream>::ws_upgrade() {
+  if constexpr (kWs) {
+    upgrade_ = std::make_unique<WsUpgrade>();
+    http::async_read(stream_.next_layer(), upgrade_->buffer, upgrade_->parser,
+                     [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
+                       if (self->closed_) return;
+                       if (ec) {
+                         if (ec == asio::error::operation_aborted) return;
+                         if (ec == http::error::end_of_stream || ec == asio::error::eof ||
+                             ec == asio::error::connection_reset || ec == asio::ssl::error::stream_truncated) {
+                           self->stats_->count_failure("connection_lost");
+                           self->stats_->warn("WebSocket upgrade failed: peer={} reason=client closed the connection "
+                                              "before completing the upgrade request",
+                                              self->peer_);
+                           self->shutdown("connection lost during the WebSocket upgrade");
+                           return;
+                         }
+                         self->ws_refuse(400, "bad_http_request", "malformed HTTP request: " + ec.message());
+                         return;
+                       }
+                       self->ws_accept();
+                     });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::ws_accept() {
+  if constexpr (kWs) {
+    const auto& request = upgrade_->parser.get();
+    auto decision = decide_upgrade(request, *ws_);
+    if (decision.status != 101) {
+      ws_refuse(decision.status, decision.label, decision.reason);
+      return;
+    }
+    // RFC 6455 4.1: the client waits for the 101 before sending frames.
+    if (upgrade_->buffer.size() != 0) {
+      ws_refuse(400, "bad_upgrade", "data sent before the WebSocket upgrade completed");
+      return;
+    }
+    boost::system::error_code ec;
+    const auto remote = socket().remote_endpoint(ec);
+    if (!ec) {
+      if (auto client = forwarded_for(request, remote.address(), *ws_); !client.empty())
+        peer_ = fmt::format("{} (via proxy {})", client, peer_);
+    }
+    stream_.set_option(websocket::stream_base::decorator(
+        [protocol = std::move(decision.subprotocol)](websocket::response_type& response) {
+          response.set(http::field::server, "petrel");
+          response.set(http::field::sec_websocket_protocol, protocol);
+        }));
+    stream_.read_message_max(ws_->max_message);
+    stream_.auto_fragment(false);
+    stream_.binary(true);
+    stream_.async_accept(request, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+      if (self->closed_) return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) return;
+        // Beast has answered 400 (or 426 for a wrong version) already.
+        self->stats_->count_failure("bad_upgrade");
+        self->stats_->warn("WebSocket upgrade refused: peer={} status=400 reason={}", self->peer_, ec.message());
+        self->shutdown(ec.message());
+        return;
+      }
+      self->upgrade_.reset();
+      self->own_read_buffer_ = std::make_unique<char[]>(kOwnReadBuffer);
+      self->start_reading();
+    });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::ws_refuse(unsigned status, const std::string& label, const std::string& reason) {
+  if constexpr (kWs) {
+    stats_->count_failure(label);
+    stats_->warn("WebSocket upgrade refused: peer={} status={} reason={}", peer_, status, reason);
+    upgrade_->refusing = true;
+    auto& response = upgrade_->response;
+    response.version(11);
+    response.result(status);
+    response.set(http::field::server, "petrel");
+    response.set(http::field::content_type, "text/plain");
+    if (status == 426) {
+      response.set(http::field::upgrade, "websocket");
+      response.set(http::field::sec_websocket_version, "13");
+    }
+    response.keep_alive(false);
+    response.body() = reason + "\n";
+    response.prepare_payload();
+    http::async_write(stream_.next_layer(), response,
+                      [self = this->shared_from_this()](const boost::system::error_code&, std::size_t) {
+                        self->shutdown("WebSocket upgrade refused");
+                      });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::read_ws() {
+  if constexpr (kWs) {
+    stream_.async_read_some(
+        asio::buffer(own_read_buffer_.get(), kOwnReadBuffer),
+        [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+          if (self->closed_) return;
+          if (ec) {
+            if (ec == asio::error::operation_aborted) return;
+            if (ec == websocket::error::closed) {
+              const auto& r = self->stream_.reason();
+              self->shutdown(fmt::format("connection closed by peer (WebSocket close {}{}{})", r.code,
+                                         r.reason.empty() ? "" : ": ", r.reason.c_str()));
+            } else if (ec == websocket::error::message_too_big) {
+              // Beast has sent close 1009.
+              self->shutdown(fmt::format("WebSocket message larger than {} bytes", self->ws_->max_message));
+            } else {
+              const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
+              self->shutdown(eof ? "connection closed by peer" : "WebSocket: " + ec.message());
+            }
+            return;
+          }
+          if (self->close_requested_) return;
+          if (self->stream_.got_text()) {
+            // MQTT-6.0.0-1: MQTT travels in binary frames only.
+            self->ws_close_code_ = websocket::close_code::unknown_data;
+            if (!self->client_.connected()) {
+              self->stats_->count_failure("text_frame");
+              self->stats_->warn("WebSocket text frame instead of binary: peer={}", self->peer_);
+            }
+            self->dispatch([&] { self->client_.on_closed("WebSocket text frame (MQTT needs binary frames)"); });
+            return;
+          }
+          const bool was_connected = self->client_.connected();
+          self->dispatch([&] { self->consume(self->own_read_buffer_.get(), n); });
+          self->after_read(n, was_connected);
+        });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::ws_close() {
+  if constexpr (kWs) {
+    if (ws_closing_) return;
+    ws_closing_ = true;
+    const auto code = ws_close_code_ ? ws_close_code_ : std::uint16_t{websocket::close_code::normal};
+    stream_.async_close(websocket::close_reason(code), [self = this->shared_from_this()](const boost::system::error_code&) {
+      self->shutdown("closed by broker");
+    });
+  }
+}
+
 // --------------------------------------------------------------- reading --
 
 template <class Stream>
 void Connection<Stream>::start_reading() {
-  if constexpr (kTls) {
+  if constexpr (kWs) {
+    read_ws();
+  } else if constexpr (kTls) {
     read_tls();
   } else {
     wait_readable();
@@ -210,7 +399,7 @@ void Connection<Stream>::on_readable() {
   dispatch([&] {
     while (total < kReadBudget && !client_.closing()) {
       boost::system::error_code ec;
-      const std::size_t n = socket().read_some(asio::buffer(read_buffer), ec);
+      const std::size_t n = socket().read_some(asio::buffer(detail::read_buffer), ec);
       if (ec == asio::error::would_block || ec == asio::error::try_again) break;
       if (ec) {
         client_.on_closed(ec == asio::error::eof ? std::string("connection closed by peer") : ec.message());
@@ -218,7 +407,7 @@ void Connection<Stream>::on_readable() {
         return;
       }
       total += n;
-      consume(read_buffer.data(), n);
+      consume(detail::read_buffer.data(), n);
     }
   });
   if (lost) {
@@ -230,8 +419,8 @@ void Connection<Stream>::on_readable() {
 
 template <class Stream>
 void Connection<Stream>::read_tls() {
-  if constexpr (kTls) {
-    stream_.async_read_some(asio::buffer(tls_read_buffer_.get(), kTlsReadBuffer),
+  if constexpr (kTls && !kWs) {
+    stream_.async_read_some(asio::buffer(own_read_buffer_.get(), kOwnReadBuffer),
                             [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
                               if (self->closed_) return;
                               if (ec) {
@@ -242,7 +431,7 @@ void Connection<Stream>::read_tls() {
                               }
                               if (self->close_requested_) return;
                               const bool was_connected = self->client_.connected();
-                              self->dispatch([&] { self->consume(self->tls_read_buffer_.get(), n); });
+                              self->dispatch([&] { self->consume(self->own_read_buffer_.get(), n); });
                               self->after_read(n, was_connected);
                             });
   }
@@ -260,6 +449,8 @@ void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
     // The peer is not reading what it provokes (acks, pings): stop reading
     // until the writes drain, instead of buffering without bound.
     read_paused_ = true;
+  } else if constexpr (kWs) {
+    read_ws();
   } else if constexpr (kTls) {
     read_tls();
   } else if (total >= kReadBudget) {
@@ -298,7 +489,15 @@ template <class Stream>
 void Connection<Stream>::start_write() {
   if (closed_ || writing_now_ || in_handshake_) return;
   if (queued_.empty()) {
-    if (close_requested_) shutdown("closed by broker");
+    if (close_requested_) {
+      if constexpr (kWs) {
+        if (!upgrade_) {
+          ws_close();
+          return;
+        }
+      }
+      shutdown("closed by broker");
+    }
     return;
   }
   std::swap(queued_, writing_);
@@ -324,10 +523,14 @@ void Connection<Stream>::start_write() {
     }
   }
   writing_now_ = true;
-  asio::async_write(stream_, buffers_,
-                    [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                      self->on_written(ec, n);
-                    });
+  auto done = [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+    self->on_written(ec, n);
+  };
+  if constexpr (kWs) {
+    stream_.async_write(buffers_, std::move(done));  // one binary message
+  } else {
+    asio::async_write(stream_, buffers_, std::move(done));
+  }
 }
 
 template <class Stream>
@@ -386,6 +589,15 @@ void Connection<Stream>::on_timer() {
     handshake_failed("handshake_timeout", "handshake timeout");
     return;
   }
+  if (upgrade_) {
+    if (!upgrade_->refusing) {
+      stats_->count_failure("upgrade_timeout");
+      stats_->warn("no complete WebSocket upgrade within {} ms: peer={}", broker_.config().connect_timeout.count(),
+                   peer_);
+    }
+    shutdown("WebSocket upgrade timeout");
+    return;
+  }
   if (close_requested_) {
     shutdown("peer did not read the last bytes in time");
     return;
@@ -398,9 +610,10 @@ void Connection<Stream>::on_timer() {
 }
 
 template <class Stream>
-void Connection<Stream>::close() {
+void Connection<Stream>::close(mqtt::ReasonCode reason) {
   if (closed_ || close_requested_) return;
   close_requested_ = true;
+  if (!ws_close_code_) ws_close_code_ = websocket_close_code(reason);
   deadline_ = Clock::now() + kCloseGrace;
   arm_timer();
   if (!in_dispatch_) start_write();
@@ -422,9 +635,7 @@ void Connection<Stream>::shutdown(std::string_view why) {
   queued_.clear();
   queued_owned_.clear();
   queued_bytes_ = 0;
+  // upgrade_ stays until the destructor: a pending operation may use it.
 }
-
-template class Connection<TcpStream>;
-template class Connection<TlsStream>;
 
 }  // namespace petrel::net
