@@ -297,6 +297,7 @@ void Connection<Stream>::ws_refuse(unsigned status, const std::string& label, co
       response.set(http::field::upgrade, "websocket");
       response.set(http::field::sec_websocket_version, "13");
     }
+    if (status == 405) response.set(http::field::allow, "GET");
     response.keep_alive(false);
     response.body() = reason + "\n";
     response.prepare_payload();

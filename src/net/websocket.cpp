@@ -42,6 +42,17 @@ UpgradeDecision decide_upgrade(const UpgradeRequest& request, const WebSocketSet
     return {404, "wrong_path", "no MQTT endpoint at '" + std::string(path) + "' (try '" + settings.path + "')", {}};
   if (!boost::beast::websocket::is_upgrade(request))
     return {426, "not_websocket", "this is an MQTT over WebSocket endpoint: a WebSocket upgrade is required", {}};
+  // Checked here rather than left to Beast, so that every refusal gets the
+  // same kind of answer (text body, Connection: close) and label.
+  const auto version = request[http::field::sec_websocket_version];
+  if (version.empty()) return {400, "bad_upgrade", "missing Sec-WebSocket-Version (petrel speaks version 13)", {}};
+  if (version != "13")
+    return {426, "bad_upgrade", "unsupported Sec-WebSocket-Version '" + std::string(version) + "' (petrel speaks 13)", {}};
+  const auto key = request[http::field::sec_websocket_key];
+  // RFC 6455 4.1: the key is 16 random bytes, base64: 24 characters.
+  if (key.size() != 24 || key.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=") !=
+                              std::string_view::npos)
+    return {400, "bad_upgrade", "missing or invalid Sec-WebSocket-Key", {}};
   auto protocol = pick_subprotocol(request);
   if (protocol.empty())
     return {400, "no_subprotocol", "no acceptable Sec-WebSocket-Protocol (petrel speaks 'mqtt' and 'mqttv3.1')", {}};

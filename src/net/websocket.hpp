@@ -37,8 +37,7 @@ struct UpgradeDecision {
   std::string subprotocol;  // the one chosen, when accepted
 };
 
-// What to answer to an upgrade request. The WebSocket key and version are
-// checked by Beast when it accepts (failure label "bad_upgrade").
+// What to answer to an upgrade request.
 UpgradeDecision decide_upgrade(const UpgradeRequest& request, const WebSocketSettings& settings);
 
 // The client address a trusted proxy reports (the last X-Forwarded-For

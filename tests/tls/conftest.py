@@ -110,7 +110,7 @@ def run_petrel_expecting_exit(binary: str, tmp_path: Path, config: str, timeout:
         def preexec():  # runs in the child after setsid(): opening the tty makes it the controlling terminal
             os.close(os.open(slave_name, os.O_RDWR))
     try:
-        proc = subprocess.Popen([binary, "--config", str(path)], stdin=slave if tty else subprocess.DEVNULL,
+        proc = subprocess.Popen([binary, "--config", str(path)], cwd=tmp_path, stdin=slave if tty else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                 preexec_fn=preexec)
         try:
