@@ -35,9 +35,13 @@ class Broker:
         self.port = free_port()
         self.host = "127.0.0.1"
         self.config_path = tmp_path / f"petrel-{self.port}.toml"
+        # Each broker gets its own database (the default store is SQLite),
+        # unless the test configures [store] itself.
+        self.db_path = tmp_path / f"petrel-{self.port}.db"
+        store = "" if "[store]" in config else f'\n[store]\npath = "{self.db_path}"\n'
         self.config_path.write_text(
             f'threads = {threads}\n[log]\nlevel = "debug"\n[[listener]]\nname = "test"\nbind = "127.0.0.1"\nport = {self.port}\n'
-            + config)
+            + config + store)
         self.log_path = tmp_path / f"petrel-{self.port}.log"
         self.log = open(self.log_path, "wb")
         def limit_files():

@@ -172,7 +172,7 @@ class Parser {
 
   Config parse(const toml::table& root) const {
     Config c = default_config();
-    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys"});
+    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store"});
     integer(root, "threads", c.server.threads, 0, 1024);
     if (auto* log = table(root, "log")) {
       known_keys(*log, "[log]", {"level"});
@@ -222,6 +222,26 @@ class Parser {
       std::int64_t seconds = b.connect_timeout.count() / 1000;
       integer(*m, "connect_timeout", seconds, 1, 3600);
       b.connect_timeout = std::chrono::seconds(seconds);
+    }
+    if (auto* s = table(root, "store")) {
+      known_keys(*s, "[store]", {"type", "path", "durability", "flush_interval"});
+      auto& st = c.server.store;
+      string(*s, "type", st.type);
+      if (st.type != "sqlite" && st.type != "memory")
+        fail(*s->get("type"), "'type' must be \"sqlite\" or \"memory\"");
+      string(*s, "path", st.sqlite.path);
+      if (st.sqlite.path.empty()) fail(*s->get("path"), "'path' must not be empty");
+      std::string durability = "sync";
+      string(*s, "durability", durability);
+      if (durability != "sync" && durability != "periodic")
+        fail(*s->get("durability"), "'durability' must be \"sync\" or \"periodic\"");
+      st.sqlite.sync = durability == "sync";
+      std::int64_t ms = st.sqlite.flush_interval.count();
+      integer(*s, "flush_interval", ms, 1, 3'600'000);
+      st.sqlite.flush_interval = std::chrono::milliseconds(ms);
+      if (st.type == "memory")
+        for (const char* key : {"path", "durability", "flush_interval"})
+          if (const toml::node* n = s->get(key)) fail(*n, fmt::format("'{}' applies to type = \"sqlite\" only", key));
     }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});

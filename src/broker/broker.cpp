@@ -67,6 +67,7 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
       out.session_present = true;
     }
     std::lock_guard lock(s->mutex);
+    const bool was_stored = out.session_present && s->persistent();
     s->generation++;
     s->link = link;
     s->set_online(true);
@@ -76,9 +77,14 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     s->wake_pending = false;
     out.generation = s->generation;
     out.session = s;
+    if (expiry_interval > 0) {
+      session_store_.session_saved(client_id, expiry_interval, version, s->will.get());
+    } else if (was_stored) {
+      // Resumed with expiry 0: it ends with this connection (or a crash).
+      session_store_.session_deleted(client_id);
+    }
   }
   Stats::add(stats_.clients_connected);
-  if (expiry_interval > 0) session_store_.session_saved(client_id, expiry_interval);
   for (const auto& w : wills_due) publish(w);
   return out;
 }
@@ -113,6 +119,7 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
         }
       }
       if (expiry != 0xFFFFFFFF) schedule_expiry(session, offline_generation, expiry);
+      session_store_.session_offline(session->client_id(), expiry, session->will.get());
     }
   }
   for (const auto& w : wills_due) publish(w);
@@ -162,6 +169,7 @@ void Broker::schedule_will(const SessionPtr& session, std::uint64_t generation, 
       if (s->generation != generation) return;
       will = std::move(s->will);
       s->will.reset();
+      if (will && s->persistent()) session_store_.will_cleared(s->client_id());
     }
     if (will) publish(will->to_message());
   });
@@ -197,6 +205,77 @@ void Broker::disconnect_all(mqtt::ReasonCode reason) {
     std::lock_guard lock(s->mutex);
     if (auto link = s->link.lock()) link->kick(reason);
   }
+}
+
+Broker::Restored Broker::restore(std::vector<store::StoredSession> stored) {
+  Restored r;
+  const auto unix_now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+  const auto now = Clock::now();
+  std::vector<MessagePtr> wills_due;
+  std::lock_guard registry(registry_mutex_);
+  for (auto& st : stored) {
+    // A session connected when the broker stopped counts as disconnected now.
+    const std::int64_t offline_ms = st.disconnected_at ? std::max<std::int64_t>(0, unix_now - *st.disconnected_at) : 0;
+    const bool never_expires = st.expiry_interval == 0xFFFFFFFF;
+    if (st.expiry_interval == 0 ||
+        (!never_expires && offline_ms >= static_cast<std::int64_t>(st.expiry_interval) * 1000)) {
+      ++r.expired_sessions;
+      // Its will is due now: the session ended while the broker was down.
+      if (st.will) wills_due.push_back(st.will->to_message());
+      session_store_.session_deleted(st.client_id);
+      continue;
+    }
+    auto s = std::make_shared<Session>(st.client_id);
+    std::lock_guard lock(s->mutex);
+    s->version = st.version;
+    s->expiry_interval = st.expiry_interval;
+    s->generation = 1;
+    for (auto& [filter, entry] : st.subscriptions) {
+      s->subscriptions[filter] = entry;
+      if (!tree_.subscribe(filter, s, entry.options, entry.subscription_id)) Stats::add(stats_.subscriptions);
+      ++r.subscriptions;
+    }
+    std::uint16_t last_id = 0;
+    for (auto& sd : st.deliveries) {
+      if (sd.delivery.message->expired(now)) {
+        ++r.expired_messages;
+        session_store_.delivery_removed(sd.id);
+        continue;
+      }
+      sd.delivery.store_id = sd.id;
+      if (sd.packet_id && !s->inflight.contains(sd.packet_id)) {
+        s->inflight.emplace(sd.packet_id, Inflight{std::move(sd.delivery), sd.state, s->next_order++});
+        last_id = sd.packet_id;
+        ++r.inflight;
+      } else {
+        s->restore_queued(std::move(sd.delivery));
+        ++r.queued;
+      }
+    }
+    if (last_id) s->next_packet_id = static_cast<std::uint16_t>(last_id == 65535 ? 1 : last_id + 1);
+    s->inbound_qos2.insert(st.inbound_qos2.begin(), st.inbound_qos2.end());
+    if (st.will) {
+      const std::int64_t left = static_cast<std::int64_t>(std::min(st.will->delay, st.expiry_interval)) * 1000 - offline_ms;
+      if (left <= 0) {
+        wills_due.push_back(st.will->to_message());
+        session_store_.will_cleared(st.client_id);
+      } else {
+        s->will = std::make_unique<WillMessage>(std::move(*st.will));
+        schedule_will(s, s->generation, static_cast<std::uint32_t>((left + 999) / 1000));
+      }
+    }
+    if (!never_expires)
+      schedule_expiry(s, s->generation,
+                      static_cast<std::uint32_t>((static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms + 999) / 1000));
+    if (!st.disconnected_at) session_store_.session_offline(st.client_id, st.expiry_interval, s->will.get());
+    sessions_.emplace(st.client_id, std::move(s));
+    ++r.sessions;
+  }
+  // Published on the housekeeping loop once it runs, like every will.
+  for (auto& w : wills_due) boost::asio::post(housekeeping_, [this, w] { publish(w); });
+  return r;
 }
 
 // -------------------------------------------------------------- routing --
@@ -250,11 +329,12 @@ Broker::SubscribeResult Broker::subscribe(const SessionPtr& session, const std::
     const bool known = session->subscriptions.contains(filter);
     if (!known && config_.max_subscriptions && session->subscriptions.size() >= config_.max_subscriptions)
       return SubscribeResult::QuotaExceeded;
-    session->subscriptions[filter] = SubscriptionEntry{options, subscription_id};
+    const SubscriptionEntry entry{options, subscription_id};
+    session->subscriptions[filter] = entry;
+    if (session->persistent()) session_store_.subscription_added(session->client_id(), filter, entry);
   }
   const bool replaced = tree_.subscribe(filter, session, options, subscription_id);
   if (!replaced) Stats::add(stats_.subscriptions);
-  session_store_.subscription_added(session->client_id(), filter, options, subscription_id);
   return replaced ? SubscribeResult::Replaced : SubscribeResult::Added;
 }
 
@@ -268,19 +348,18 @@ bool Broker::retained_quota_exceeded(const std::string& topic) const {
 }
 
 Session::QueueLimits Broker::queue_limits(bool queue_qos0_offline) const {
-  return Session::QueueLimits{config_.max_queued_messages, config_.max_queued_bytes, queue_qos0_offline};
+  return Session::QueueLimits{config_.max_queued_messages, config_.max_queued_bytes, queue_qos0_offline,
+                              &session_store_};
 }
 
 bool Broker::unsubscribe(const SessionPtr& session, const std::string& filter) {
   {
     std::lock_guard lock(session->mutex);
-    session->subscriptions.erase(filter);
+    if (session->subscriptions.erase(filter) && session->persistent())
+      session_store_.subscription_removed(session->client_id(), filter);
   }
   const bool existed = tree_.unsubscribe(filter, session.get());
-  if (existed) {
-    Stats::sub(stats_.subscriptions);
-    session_store_.subscription_removed(session->client_id(), filter);
-  }
+  if (existed) Stats::sub(stats_.subscriptions);
   return existed;
 }
 

@@ -35,6 +35,16 @@ class Broker {
 
   const BrokerConfig& config() const { return config_; }
   Stats& stats() { return stats_; }
+  store::SessionStore& session_store() { return session_store_; }
+
+  struct Restored {
+    std::size_t sessions = 0, subscriptions = 0, queued = 0, inflight = 0, expired_sessions = 0, expired_messages = 0;
+  };
+  // Rebuilds the persistent sessions read back from the store at start-up
+  // (before any connection): their subscriptions, queues, in-flight
+  // messages, wills and expiry timers. Sessions and messages that expired
+  // while the broker was down are dropped (and deleted from the store).
+  Restored restore(std::vector<store::StoredSession> sessions);
 
   struct Attached {
     SessionPtr session;

@@ -215,7 +215,7 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   ack.reason = rc;
   std::string out;
   mqtt::encode(ack, v, out);
-  transport_.send(out);
+  this->out(out);
   Stats::add(broker_.stats().protocol_errors);
   spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
                mqtt::to_string(rc), static_cast<unsigned>(rc), why);
@@ -259,6 +259,12 @@ void Client::on_publish(mqtt::Publish& p) {
     }
     return;
   }
+  // With a durable store, the ack waits until what this PUBLISH changed
+  // (deliveries to persistent sessions, the retained message, the QoS 2
+  // packet id) is committed.
+  auto& store = broker_.session_store();
+  const bool acks_wait = p.qos > 0 && store.acks_wait();
+  const std::uint64_t ticket_before = acks_wait ? store.thread_ticket() : 0;
   if (p.qos == 2) {
     std::lock_guard lock(session_->mutex);
     if (session_->inbound_qos2.contains(p.packet_id)) {
@@ -271,6 +277,7 @@ void Client::on_publish(mqtt::Publish& p) {
       throw mqtt::ProtocolError(ReasonCode::ReceiveMaximumExceeded,
                                 "more QoS 2 messages in flight than Receive Maximum");
     session_->inbound_qos2.insert(p.packet_id);
+    if (session_->persistent()) store.inbound_qos2_added(client_id_, p.packet_id);
   }
 
   std::size_t receivers = 0;
@@ -284,6 +291,10 @@ void Client::on_publish(mqtt::Publish& p) {
     ack.type = p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec;
     ack.packet_id = p.packet_id;
     ack.reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
+    if (acks_wait) {
+      const std::uint64_t ticket = store.thread_ticket();
+      if (ticket != ticket_before) hold_until(ticket);
+    }
     send(ack);
   }
 }
@@ -291,11 +302,18 @@ void Client::on_publish(mqtt::Publish& p) {
 void Client::on_puback(const mqtt::PubAck& a) {
   using mqtt::PacketType;
   std::optional<mqtt::PubAck> reply;
+  auto& store = broker_.session_store();
   {
     std::lock_guard lock(session_->mutex);
     if (session_->generation != generation_) return;
+    const bool persistent = session_->persistent();
+    auto forget = [&](std::map<std::uint16_t, Inflight>::iterator it) {
+      if (it->second.delivery.store_id) store.delivery_removed(it->second.delivery.store_id);
+      session_->inflight.erase(it);
+    };
     if (a.type == PacketType::Pubrel) {
       const bool known = session_->inbound_qos2.erase(a.packet_id) > 0;
+      if (known && persistent) store.inbound_qos2_removed(client_id_, a.packet_id);
       reply = mqtt::PubAck{
           PacketType::Pubcomp, a.packet_id, known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound, {}};
     } else {
@@ -303,20 +321,22 @@ void Client::on_puback(const mqtt::PubAck& a) {
       const bool found = it != session_->inflight.end();
       switch (a.type) {
         case PacketType::Puback:
-          if (found && it->second.state == OutState::AwaitPuback) session_->inflight.erase(it);
+          if (found && it->second.state == OutState::AwaitPuback) forget(it);
           break;
         case PacketType::Pubrec:
           if (!found || it->second.state == OutState::AwaitPuback) {
             reply = mqtt::PubAck{PacketType::Pubrel, a.packet_id, ReasonCode::PacketIdentifierNotFound, {}};
           } else if (static_cast<unsigned>(a.reason) >= 0x80) {
-            session_->inflight.erase(it);  // the receiver refused it: the flow ends here
+            forget(it);  // the receiver refused it: the flow ends here
           } else {
             it->second.state = OutState::AwaitPubcomp;
+            if (it->second.delivery.store_id)
+              store.delivery_state(it->second.delivery.store_id, a.packet_id, OutState::AwaitPubcomp);
             reply = mqtt::PubAck{PacketType::Pubrel, a.packet_id, ReasonCode::Success, {}};
           }
           break;
         case PacketType::Pubcomp:
-          if (found && it->second.state == OutState::AwaitPubcomp) session_->inflight.erase(it);
+          if (found && it->second.state == OutState::AwaitPubcomp) forget(it);
           break;
         default: break;
       }
@@ -461,8 +481,47 @@ void Client::send(const mqtt::Packet& p) {
     mqtt::encode(trimmed, version_, scratch_);
     if (scratch_.size() > peer_max_packet_size_) return;
   }
-  transport_.send(scratch_);
+  if (std::holds_alternative<mqtt::Disconnect>(p)) {
+    // The last packet: it does not wait for held-back acks, which the
+    // closing connection drops (the client resends what it had not seen
+    // acknowledged).
+    transport_.send(scratch_);
+  } else {
+    out(scratch_);
+  }
   Stats::add(broker_.stats().messages_sent);
+}
+
+void Client::out(std::string_view bytes) {
+  if (held_.empty()) {
+    transport_.send(bytes);
+  } else {
+    held_.back().bytes.append(bytes);
+  }
+}
+
+void Client::out_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) {
+  if (held_.empty()) {
+    transport_.send_shared(buf, offset, length);
+  } else {
+    held_.back().bytes.append(*buf, offset, length);
+  }
+}
+
+void Client::hold_until(std::uint64_t ticket) {
+  auto& store = broker_.session_store();
+  if (store.committed() >= ticket) return;
+  held_.push_back(Held{ticket, {}});
+  store.wake_when_committed(ticket, transport_.shared_transport());
+}
+
+void Client::release_held() {
+  if (held_.empty()) return;
+  const std::uint64_t committed = broker_.session_store().committed();
+  while (!held_.empty() && held_.front().ticket <= committed) {
+    if (!held_.front().bytes.empty()) transport_.send(held_.front().bytes);
+    held_.pop_front();
+  }
 }
 
 std::size_t Client::publish_size(const Delivery& d, Clock::time_point now) const {
@@ -488,12 +547,12 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
     // Shared encoding: the same bytes for every subscriber of this form.
     auto e = d.message->encoded(version_, d.qos, d.retain);
     if (d.qos == 0) {
-      transport_.send_shared(e.bytes, 0, e.bytes->size());
+      out_shared(e.bytes, 0, e.bytes->size());
     } else {
       const char id[2] = {static_cast<char>(packet_id >> 8), static_cast<char>(packet_id & 0xFF)};
-      transport_.send_shared(e.bytes, 0, e.id_offset);
-      transport_.send(std::string_view(id, 2));
-      transport_.send_shared(e.bytes, e.id_offset + 2, e.bytes->size() - e.id_offset - 2);
+      out_shared(e.bytes, 0, e.id_offset);
+      out(std::string_view(id, 2));
+      out_shared(e.bytes, e.id_offset + 2, e.bytes->size() - e.id_offset - 2);
     }
     return;
   }
@@ -520,7 +579,7 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
   }
   scratch_.clear();
   mqtt::encode_publish(p, version_, scratch_);
-  transport_.send(scratch_);
+  out(scratch_);
 }
 
 void Client::resend_inflight() {
@@ -543,6 +602,7 @@ void Client::resend_inflight() {
 
 void Client::flush() {
   if (state_ != State::Connected) return;
+  release_held();
   struct Out {
     Delivery delivery;
     std::uint16_t packet_id;
@@ -554,6 +614,8 @@ void Client::flush() {
   const auto now = Clock::now();
   std::size_t budget = transport_.pending_bytes() < kWriteHighWater ? kWriteHighWater - transport_.pending_bytes() : 0;
   std::uint64_t dropped = 0;
+  auto& store = broker_.session_store();
+  bool hold = false;
   {
     std::lock_guard lock(session_->mutex);
     if (session_->generation != generation_) return;
@@ -562,6 +624,7 @@ void Client::flush() {
     while (!queue.empty() && budget > 0) {
       Delivery& d = queue.front();
       if (d.message->expired(now)) {
+        if (d.store_id) store.delivery_removed(d.store_id);
         session_->pop_front();
         ++dropped;
         continue;
@@ -569,6 +632,7 @@ void Client::flush() {
       const std::size_t size = publish_size(d, now);
       if (size > peer_max_packet_size_) {
         // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
+        if (d.store_id) store.delivery_removed(d.store_id);
         session_->pop_front();
         ++dropped;
         continue;
@@ -579,6 +643,13 @@ void Client::flush() {
         id = session_->allocate_packet_id();
         if (id == 0) break;
         Inflight f{d, d.qos == 1 ? OutState::AwaitPuback : OutState::AwaitPubrec, session_->next_order++};
+        if (d.store_id) {
+          store.delivery_state(d.store_id, id, f.state);
+          // Exactly once across a crash: a QoS 2 PUBLISH leaves only once
+          // its packet id is stored, so that a restart resends it with the
+          // same id (the receiver then knows it).
+          hold = hold || d.qos == 2;
+        }
         session_->inflight.emplace(id, std::move(f));
       }
       budget = size >= budget ? 0 : budget - size;
@@ -586,6 +657,7 @@ void Client::flush() {
     }
   }
   if (dropped) Stats::add(broker_.stats().publish_dropped, dropped);
+  if (hold && store.acks_wait()) hold_until(store.thread_ticket());
   for (const auto& o : batch) send_publish(o.delivery, o.packet_id, false);
   batch.clear();
 }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -49,6 +50,9 @@ class Client {
     certificate_identity_ = std::move(identity);
   }
   const std::optional<std::string>& username() const { return username_; }
+  // Packets held back until the store has committed what they acknowledge;
+  // the connection stops reading while too many are.
+  std::size_t held_back() const { return held_.size(); }
 
  private:
   enum class State : std::uint8_t { AwaitConnect, Connected, Closing };
@@ -66,6 +70,13 @@ class Client {
   void fail(mqtt::ReasonCode rc, std::string_view why);
   void end(bool publish_will, std::string_view why, mqtt::ReasonCode reason = mqtt::ReasonCode::Success);
   void send(const mqtt::Packet& p);
+  // Every byte for the peer goes through these: straight to the transport,
+  // or behind packets held back for durability (the peer sees them in order).
+  void out(std::string_view bytes);
+  void out_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length);
+  // What is sent from now on waits until the store has committed `ticket`.
+  void hold_until(std::uint64_t ticket);
+  void release_held();
   void send_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
   void resend_inflight();
   std::size_t publish_size(const Delivery& d, Clock::time_point now) const;
@@ -91,6 +102,11 @@ class Client {
   std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
   std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
   std::string scratch_;
+  struct Held {
+    std::uint64_t ticket;
+    std::string bytes;
+  };
+  std::deque<Held> held_;
 };
 
 }  // namespace petrel::broker

@@ -21,6 +21,12 @@ Message::Message(std::string topic, std::string payload, std::uint8_t qos, bool 
   props_length_ = mqtt::properties_length(props_);
 }
 
+Message::Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
+                 std::string origin_client_id, std::optional<Clock::time_point> expires_at)
+    : Message(std::move(topic), std::move(payload), qos, retain, std::move(props), std::move(origin_client_id)) {
+  expires_at_ = expires_at;
+}
+
 std::optional<std::uint32_t> Message::remaining_expiry(Clock::time_point now) const {
   if (!expires_at_) return std::nullopt;
   if (now >= *expires_at_) return 0;

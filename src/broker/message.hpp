@@ -34,6 +34,10 @@ class Message {
  public:
   Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
           std::string origin_client_id);
+  // A message read back from a store: its expiry is an absolute time, not
+  // the interval in `props` (which must have none).
+  Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
+          std::string origin_client_id, std::optional<Clock::time_point> expires_at);
 
   const std::string& topic() const { return topic_; }
   const std::string& payload() const { return payload_; }
@@ -47,6 +51,7 @@ class Message {
   std::size_t properties_length() const { return props_length_; }
 
   bool has_expiry() const { return expires_at_.has_value(); }
+  const std::optional<Clock::time_point>& expires_at() const { return expires_at_; }
   bool expired(Clock::time_point now) const { return expires_at_ && now >= *expires_at_; }
   // Seconds left of the message expiry interval, rounded up.
   std::optional<std::uint32_t> remaining_expiry(Clock::time_point now) const;

@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "store/store.hpp"
+
 namespace petrel::broker {
 
 Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
@@ -31,6 +33,7 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
     }
     queued_bytes += bytes;
     if (d.qos == 0) ++queued_qos0;
+    if (limits.store && d.qos > 0 && persistent()) d.store_id = limits.store->delivery_added(client_id_, d);
     queue.push_back(std::move(d));
     r.queued = true;
     if (is_online && !wake_pending) {
@@ -40,6 +43,12 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
   }
   if (to_wake) to_wake->wake();
   return r;
+}
+
+void Session::restore_queued(Delivery d) {
+  queued_bytes += cost(d);
+  if (d.qos == 0) ++queued_qos0;
+  queue.push_back(std::move(d));
 }
 
 void Session::pop_front() {

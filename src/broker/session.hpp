@@ -26,6 +26,10 @@
 #include "broker/transport.hpp"
 #include "mqtt/packets.hpp"
 
+namespace petrel::store {
+class SessionStore;
+}
+
 namespace petrel::broker {
 
 // One message on its way to one session.
@@ -34,6 +38,7 @@ struct Delivery {
   std::uint8_t qos = 0;
   bool retain = false;                          // the retain flag to send
   std::vector<std::uint32_t> subscription_ids;  // v5: every matching subscription's id
+  std::uint64_t store_id = 0;                   // its record in the session store; 0: none
 };
 
 enum class OutState : std::uint8_t { AwaitPuback, AwaitPubrec, AwaitPubcomp };
@@ -108,8 +113,10 @@ class Session {
     std::uint32_t max_messages;
     std::uint64_t max_bytes;  // 0: none
     bool queue_qos0_offline;
+    store::SessionStore* store = nullptr;  // told of QoS 1/2 deliveries to persistent sessions
   };
-  // Thread-safe. Queues `d` and wakes the connection if there is one. When
+  // Thread-safe. Queues `d` and wakes the connection if there is one; a QoS
+  // 1/2 delivery to a persistent session is reported to the store. When
   // the queue is full, QoS 0 goes first: a QoS 0 message is dropped, and a
   // QoS 1/2 message evicts the oldest queued QoS 0 message if there is one,
   // else it is dropped itself.
@@ -120,6 +127,11 @@ class Session {
   Delivery take_front();
   void clear_queue();
   static std::size_t cost(const Delivery& d) { return d.message->topic().size() + d.message->payload().size(); }
+  // Appends a delivery read back from the store (start-up only).
+  void restore_queued(Delivery d);
+  // Whether the session outlives its connection (and so is stored). Call
+  // with `mutex` held.
+  bool persistent() const { return expiry_interval > 0; }
 
   std::mutex mutex;
   // --- guarded by mutex ---

@@ -5,6 +5,7 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
+#include <filesystem>
 
 #include "net/connection.hpp"
 
@@ -15,10 +16,30 @@ namespace asio = boost::asio;
 Server::Server(ServerOptions options) : options_(std::move(options)) {
   unsigned n = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
-  retained_ = store::make_memory_retained_store();
-  sessions_ = store::make_memory_session_store();
-  broker_ = std::make_unique<broker::Broker>(options_.broker, *retained_, *sessions_, *loops_[0]);
+  // Listeners first: a port that cannot be bound or a bad certificate stops
+  // petrel before it opens (or creates) its database.
   for (const auto& spec : options_.listeners) add_listener(spec);
+  if (options_.store.type == "sqlite") {
+    const auto t0 = std::chrono::steady_clock::now();
+    sqlite_ = std::make_unique<store::SqliteStore>(options_.store.sqlite);
+    auto stored = sqlite_->load_sessions();
+    broker_ = std::make_unique<broker::Broker>(options_.broker, *sqlite_, *sqlite_, *loops_[0]);
+    const auto r = broker_->restore(std::move(stored));
+    sqlite_->start();
+    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    std::error_code ec;
+    const auto where = std::filesystem::absolute(options_.store.sqlite.path, ec);
+    spdlog::info(
+        "store '{}' ({} durability): restored {} sessions ({} subscriptions, {} queued and {} in-flight messages) and "
+        "{} retained messages in {:.1f} ms; dropped {} sessions and {} messages that expired while petrel was down",
+        ec ? options_.store.sqlite.path : where.string(), options_.store.sqlite.sync ? "sync" : "periodic", r.sessions,
+        r.subscriptions, r.queued, r.inflight, sqlite_->retained_loaded(), ms, r.expired_sessions, r.expired_messages);
+  } else {
+    retained_ = store::make_memory_retained_store();
+    sessions_ = store::make_memory_session_store();
+    broker_ = std::make_unique<broker::Broker>(options_.broker, *retained_, *sessions_, *loops_[0]);
+    spdlog::info("store: memory only (nothing survives a restart)");
+  }
   broker_->add_sys_source([this](const broker::Broker::SysPut& put) { publish_listener_stats(put); });
 }
 
@@ -149,6 +170,8 @@ void Server::run() {
   guards.clear();
   for (auto& loop : loops_) loop->stop();
   for (auto& t : threads) t.join();
+  // Everything the loops reported is committed before petrel exits.
+  if (sqlite_) sqlite_->stop();
   spdlog::info("petrel stopped");
 }
 

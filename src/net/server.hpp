@@ -18,6 +18,7 @@
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "net/websocket.hpp"
+#include "store/sqlite_store.hpp"
 #include "store/store.hpp"
 
 namespace petrel::net {
@@ -32,10 +33,16 @@ struct ListenerSpec {
   WebSocketSettings ws;               // types "ws" and "wss" only
 };
 
+struct StoreOptions {
+  std::string type = "sqlite";  // or "memory"
+  store::SqliteOptions sqlite;
+};
+
 struct ServerOptions {
   unsigned threads = 0;  // 0: one per core
   std::vector<ListenerSpec> listeners;
   broker::BrokerConfig broker;
+  StoreOptions store;
 };
 
 class Server {
@@ -67,7 +74,8 @@ class Server {
 
   ServerOptions options_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
-  std::unique_ptr<store::RetainedStore> retained_;
+  std::unique_ptr<store::SqliteStore> sqlite_;  // the durable store, or null
+  std::unique_ptr<store::RetainedStore> retained_;  // the memory stores, when not durable
   std::unique_ptr<store::SessionStore> sessions_;
   std::unique_ptr<broker::Broker> broker_;
   std::vector<std::unique_ptr<Listener>> listeners_;

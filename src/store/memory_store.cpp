@@ -125,10 +125,17 @@ class MemoryRetainedStore final : public RetainedStore {
 
 class MemorySessionStore final : public SessionStore {
  public:
-  void session_saved(std::string_view, std::uint32_t) override {}
-  void session_deleted(std::string_view) override {}
-  void subscription_added(std::string_view, std::string_view, const mqtt::SubscribeOptions&, std::uint32_t) override {}
-  void subscription_removed(std::string_view, std::string_view) override {}
+  void session_saved(const std::string&, std::uint32_t, mqtt::Version, const broker::WillMessage*) override {}
+  void session_offline(const std::string&, std::uint32_t, const broker::WillMessage*) override {}
+  void will_cleared(const std::string&) override {}
+  void session_deleted(const std::string&) override {}
+  void subscription_added(const std::string&, const std::string&, const broker::SubscriptionEntry&) override {}
+  void subscription_removed(const std::string&, const std::string&) override {}
+  std::uint64_t delivery_added(const std::string&, const broker::Delivery&) override { return 0; }
+  void delivery_state(std::uint64_t, std::uint16_t, broker::OutState) override {}
+  void delivery_removed(std::uint64_t) override {}
+  void inbound_qos2_added(const std::string&, std::uint16_t) override {}
+  void inbound_qos2_removed(const std::string&, std::uint16_t) override {}
 };
 
 }  // namespace

@@ -1,0 +1,740 @@
+#include "store/sqlite_store.hpp"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+#include <sqlite3.h>
+
+#include <filesystem>
+#include <unordered_set>
+
+#include "mqtt/properties.hpp"
+#include "mqtt/wire.hpp"
+
+namespace petrel::store {
+
+using broker::Clock;
+
+namespace {
+
+// The schema version this petrel writes. Each entry of kMigrations takes a
+// database from version i to i + 1; version 0 is an empty file.
+constexpr int kSchemaVersion = 1;
+constexpr const char* kMigrations[] = {
+    // 0 -> 1
+    R"sql(
+CREATE TABLE retained (
+  topic TEXT PRIMARY KEY, payload BLOB NOT NULL, qos INTEGER NOT NULL, props BLOB,
+  origin TEXT NOT NULL, expires_at INTEGER) WITHOUT ROWID;
+CREATE TABLE sessions (
+  client_id TEXT PRIMARY KEY, version INTEGER NOT NULL, expiry_interval INTEGER NOT NULL,
+  disconnected_at INTEGER,
+  will_topic TEXT, will_payload BLOB, will_qos INTEGER, will_retain INTEGER, will_props BLOB, will_delay INTEGER
+) WITHOUT ROWID;
+CREATE TABLE subscriptions (
+  client_id TEXT NOT NULL, filter TEXT NOT NULL, qos INTEGER NOT NULL, no_local INTEGER NOT NULL,
+  retain_as_published INTEGER NOT NULL, retain_handling INTEGER NOT NULL, subscription_id INTEGER NOT NULL,
+  PRIMARY KEY (client_id, filter)) WITHOUT ROWID;
+CREATE TABLE deliveries (
+  id INTEGER PRIMARY KEY, client_id TEXT NOT NULL,
+  topic TEXT NOT NULL, payload BLOB NOT NULL, msg_qos INTEGER NOT NULL, msg_retain INTEGER NOT NULL,
+  props BLOB, origin TEXT NOT NULL, expires_at INTEGER,
+  qos INTEGER NOT NULL, retain INTEGER NOT NULL, subscription_ids BLOB,
+  packet_id INTEGER NOT NULL DEFAULT 0, state INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX deliveries_by_client ON deliveries (client_id, id);
+CREATE TABLE inbound_qos2 (
+  client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;
+)sql",
+};
+static_assert(std::size(kMigrations) == kSchemaVersion);
+
+// 'PTRL': marks the file as petrel's.
+constexpr int kApplicationId = 0x5054524C;
+
+thread_local std::uint64_t tl_ticket = 0;
+
+std::int64_t unix_ms_now() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Message expiry is a steady_clock time in memory and Unix ms on disk, so
+// that it keeps counting while the broker is down.
+std::int64_t to_unix_ms(Clock::time_point t) {
+  return unix_ms_now() + std::chrono::duration_cast<std::chrono::milliseconds>(t - Clock::now()).count();
+}
+Clock::time_point from_unix_ms(std::int64_t ms) { return Clock::now() + std::chrono::milliseconds(ms - unix_ms_now()); }
+
+std::string encode_props(const mqtt::Properties& p) {
+  std::string out;
+  mqtt::Writer w(out);
+  mqtt::encode_properties(w, p);
+  return out;
+}
+
+mqtt::Properties decode_props(const void* data, int size, mqtt::PropertyContext ctx) {
+  if (!data || size <= 0) return {};
+  mqtt::Reader r(std::string_view(static_cast<const char*>(data), static_cast<std::size_t>(size)));
+  return mqtt::decode_properties(r, ctx);
+}
+
+std::string encode_ids(const std::vector<std::uint32_t>& ids) {
+  std::string out;
+  mqtt::Writer w(out);
+  for (auto id : ids) w.u32(id);
+  return out;
+}
+
+std::vector<std::uint32_t> decode_ids(const void* data, int size) {
+  std::vector<std::uint32_t> ids;
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (int i = 0; p && i + 4 <= size; i += 4)
+    ids.push_back(std::uint32_t{p[i]} << 24 | std::uint32_t{p[i + 1]} << 16 | std::uint32_t{p[i + 2]} << 8 | p[i + 3]);
+  return ids;
+}
+
+std::string column_text(sqlite3_stmt* s, int i) {
+  const auto* t = sqlite3_column_text(s, i);
+  return t ? std::string(reinterpret_cast<const char*>(t), static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
+           : std::string();
+}
+std::string column_blob(sqlite3_stmt* s, int i) {
+  const auto* b = sqlite3_column_blob(s, i);
+  return b ? std::string(static_cast<const char*>(b), static_cast<std::size_t>(sqlite3_column_bytes(s, i)))
+           : std::string();
+}
+
+}  // namespace
+
+// The write statements, prepared once (finalized with statements_).
+struct SqliteStore::Statements {
+  sqlite3_stmt *retain_set, *retain_erase, *session_save, *session_offline, *will_clear, *session_delete[4], *sub_add,
+      *sub_remove, *delivery_add, *delivery_state, *delivery_remove, *qos2_add, *qos2_remove, *begin, *commit,
+      *rollback;
+};
+
+// One change, as queued for the writer.
+struct SqliteStore::Op {
+  enum class Kind : std::uint8_t {
+    RetainSet,
+    RetainErase,
+    SessionSave,
+    SessionOffline,
+    WillClear,
+    SessionDelete,
+    SubAdd,
+    SubRemove,
+    DeliveryAdd,
+    DeliveryState,
+    DeliveryRemove,
+    Qos2Add,
+    Qos2Remove,
+  };
+  Kind kind;
+  std::string key{};     // client id, or topic (retained)
+  std::string filter{};  // subscriptions
+  std::uint64_t id = 0;
+  std::uint32_t number = 0;  // expiry interval, subscription id, packet id
+  std::uint8_t qos = 0;
+  std::uint8_t state = 0;
+  bool retain = false;
+  mqtt::Version version = mqtt::Version::V311;
+  std::int64_t time = 0;
+  mqtt::SubscribeOptions options{};
+  MessagePtr message{};
+  std::vector<std::uint32_t> subscription_ids{};
+  std::optional<broker::WillMessage> will{};
+};
+
+// ------------------------------------------------------------ start-up --
+
+SqliteStore::SqliteStore(SqliteOptions options) : options_(std::move(options)), memory_(make_memory_retained_store()) {
+  open_and_check();
+  load_retained();
+  sqlite3_stmt* s = prepare("SELECT coalesce(max(id), 0) FROM deliveries");
+  if (sqlite3_step(s) == SQLITE_ROW) next_delivery_id_ = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) + 1;
+  sqlite3_reset(s);
+}
+
+SqliteStore::~SqliteStore() {
+  stop();
+  for (auto* s : statements_) sqlite3_finalize(s);
+  sqlite3_close(db_);
+}
+
+void SqliteStore::exec(const char* sql) {
+  char* error = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &error) != SQLITE_OK) {
+    std::string why = error ? error : sqlite3_errmsg(db_);
+    sqlite3_free(error);
+    throw StoreError(why);
+  }
+}
+
+sqlite3_stmt* SqliteStore::prepare(const char* sql) {
+  sqlite3_stmt* s = nullptr;
+  if (sqlite3_prepare_v3(db_, sql, -1, SQLITE_PREPARE_PERSISTENT, &s, nullptr) != SQLITE_OK)
+    throw StoreError(fmt::format("cannot prepare '{}': {}", sql, sqlite3_errmsg(db_)));
+  statements_.push_back(s);
+  return s;
+}
+
+void SqliteStore::open_and_check() {
+  const std::string& path = options_.path;
+  auto fail = [&](const std::string& why) -> StoreError {
+    return StoreError(fmt::format(
+        "store '{}': {}. petrel never discards a database on its own: move the file (and its -wal file) away to "
+        "start with an empty store and keep it for inspection, restore a backup, or set [store] path to another "
+        "file (docs/persistence.md#when-the-database-cannot-be-opened)",
+        path, why));
+  };
+  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                      nullptr) != SQLITE_OK) {
+    const std::string why = db_ ? sqlite3_errmsg(db_) : "out of memory";
+    throw fail(fmt::format("cannot open: {}", why));
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  try {
+    // One petrel per database: the lock is held as long as the broker runs.
+    exec("PRAGMA locking_mode = EXCLUSIVE");
+    sqlite3_busy_timeout(db_, 0);
+    int version = 0, app = 0;
+    {
+      sqlite3_stmt* s = nullptr;
+      if (sqlite3_prepare_v2(db_, "PRAGMA user_version", -1, &s, nullptr) != SQLITE_OK || sqlite3_step(s) != SQLITE_ROW) {
+        const std::string why = sqlite3_errmsg(db_);
+        sqlite3_finalize(s);
+        if (sqlite3_errcode(db_) == SQLITE_BUSY)
+          throw StoreError("the database is locked: is another petrel using it?");
+        throw StoreError(why);
+      }
+      version = sqlite3_column_int(s, 0);
+      sqlite3_finalize(s);
+      if (sqlite3_prepare_v2(db_, "PRAGMA application_id", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        app = sqlite3_column_int(s, 0);
+      sqlite3_finalize(s);
+    }
+    if (version != 0 || app != 0) {
+      if (app != kApplicationId) throw StoreError("not a petrel database (another program's SQLite file)");
+      if (version > kSchemaVersion)
+        throw StoreError(fmt::format("written by a newer petrel (schema version {}; this petrel reads up to {})",
+                                     version, kSchemaVersion));
+      // Cheap structural check of every page; catches torn or overwritten files.
+      sqlite3_stmt* s = nullptr;
+      std::string verdict;
+      if (sqlite3_prepare_v2(db_, "PRAGMA quick_check(1)", -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        verdict = column_text(s, 0);
+      else
+        verdict = sqlite3_errmsg(db_);
+      sqlite3_finalize(s);
+      if (verdict != "ok") throw StoreError(fmt::format("the database is corrupt ({})", verdict));
+    }
+    exec("PRAGMA journal_mode = WAL");
+    exec(options_.sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    if (version < kSchemaVersion) {
+      exec("BEGIN IMMEDIATE");
+      if (version == 0) exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
+      for (int v = version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
+      exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
+      exec("COMMIT");
+      if (version) spdlog::info("store '{}': schema migrated from version {} to {}", path, version, kSchemaVersion);
+    }
+  } catch (const StoreError& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw fail(e.what());
+  }
+}
+
+void SqliteStore::load_retained() {
+  sqlite3_stmt* s = prepare("SELECT topic, payload, qos, props, origin, expires_at FROM retained");
+  const auto now = Clock::now();
+  std::vector<std::string> expired;
+  int rc;
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    std::optional<Clock::time_point> expires;
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 5));
+    auto m = std::make_shared<const broker::Message>(
+        column_text(s, 0), column_blob(s, 1), static_cast<std::uint8_t>(sqlite3_column_int(s, 2)), true,
+        decode_props(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3), mqtt::PropertyContext::Publish),
+        column_text(s, 4), expires);
+    if (m->expired(now)) {
+      expired.push_back(m->topic());
+      continue;
+    }
+    memory_->set(m);
+    ++retained_loaded_;
+  }
+  sqlite3_reset(s);
+  if (rc != SQLITE_DONE) throw StoreError(fmt::format("store '{}': reading retained messages: {}", options_.path, sqlite3_errmsg(db_)));
+  for (auto& topic : expired) push(Op{.kind = Op::Kind::RetainErase, .key = std::move(topic)});
+}
+
+std::vector<StoredSession> SqliteStore::load_sessions() {
+  std::vector<StoredSession> out;
+  std::unordered_map<std::string, std::size_t> index;
+  auto check = [&](int rc, const char* what) {
+    if (rc != SQLITE_DONE)
+      throw StoreError(fmt::format("store '{}': reading {}: {}", options_.path, what, sqlite3_errmsg(db_)));
+  };
+  int rc;
+  sqlite3_stmt* s = prepare(
+      "SELECT client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, will_qos, will_retain, "
+      "will_props, will_delay FROM sessions");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    StoredSession st;
+    st.client_id = column_text(s, 0);
+    st.version = static_cast<mqtt::Version>(sqlite3_column_int(s, 1));
+    st.expiry_interval = static_cast<std::uint32_t>(sqlite3_column_int64(s, 2));
+    if (sqlite3_column_type(s, 3) != SQLITE_NULL) st.disconnected_at = sqlite3_column_int64(s, 3);
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+      broker::WillMessage w;
+      w.client_id = st.client_id;
+      w.will.topic = column_text(s, 4);
+      w.will.payload = column_blob(s, 5);
+      w.will.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 6));
+      w.will.retain = sqlite3_column_int(s, 7) != 0;
+      w.will.properties = decode_props(sqlite3_column_blob(s, 8), sqlite3_column_bytes(s, 8), mqtt::PropertyContext::Will);
+      w.delay = static_cast<std::uint32_t>(sqlite3_column_int64(s, 9));
+      st.will = std::move(w);
+    }
+    index.emplace(st.client_id, out.size());
+    out.push_back(std::move(st));
+  }
+  sqlite3_reset(s);
+  check(rc, "sessions");
+
+  s = prepare(
+      "SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id FROM "
+      "subscriptions");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto it = index.find(column_text(s, 0));
+    if (it == index.end()) continue;
+    broker::SubscriptionEntry e;
+    e.options.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 2));
+    e.options.no_local = sqlite3_column_int(s, 3) != 0;
+    e.options.retain_as_published = sqlite3_column_int(s, 4) != 0;
+    e.options.retain_handling = static_cast<std::uint8_t>(sqlite3_column_int(s, 5));
+    e.subscription_id = static_cast<std::uint32_t>(sqlite3_column_int64(s, 6));
+    out[it->second].subscriptions.emplace_back(column_text(s, 1), e);
+  }
+  sqlite3_reset(s);
+  check(rc, "subscriptions");
+
+  s = prepare(
+      "SELECT id, client_id, topic, payload, msg_qos, msg_retain, props, origin, expires_at, qos, retain, "
+      "subscription_ids, packet_id, state FROM deliveries ORDER BY id");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto it = index.find(column_text(s, 1));
+    if (it == index.end()) continue;
+    std::optional<Clock::time_point> expires;
+    if (sqlite3_column_type(s, 8) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 8));
+    StoredDelivery d;
+    d.id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+    d.delivery.message = std::make_shared<const broker::Message>(
+        column_text(s, 2), column_blob(s, 3), static_cast<std::uint8_t>(sqlite3_column_int(s, 4)),
+        sqlite3_column_int(s, 5) != 0,
+        decode_props(sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6), mqtt::PropertyContext::Publish),
+        column_text(s, 7), expires);
+    d.delivery.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 9));
+    d.delivery.retain = sqlite3_column_int(s, 10) != 0;
+    d.delivery.subscription_ids = decode_ids(sqlite3_column_blob(s, 11), sqlite3_column_bytes(s, 11));
+    d.packet_id = static_cast<std::uint16_t>(sqlite3_column_int(s, 12));
+    d.state = static_cast<broker::OutState>(sqlite3_column_int(s, 13));
+    out[it->second].deliveries.push_back(std::move(d));
+  }
+  sqlite3_reset(s);
+  check(rc, "queued messages");
+
+  s = prepare("SELECT client_id, packet_id FROM inbound_qos2");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    auto it = index.find(column_text(s, 0));
+    if (it == index.end()) continue;
+    out[it->second].inbound_qos2.push_back(static_cast<std::uint16_t>(sqlite3_column_int(s, 1)));
+  }
+  sqlite3_reset(s);
+  check(rc, "QoS 2 packet ids");
+  return out;
+}
+
+// ----------------------------------------------------------- reporting --
+
+std::uint64_t SqliteStore::thread_ticket() const { return tl_ticket; }
+
+void SqliteStore::push(Op op) {
+  bool notify = false;
+  {
+    std::lock_guard lock(mutex_);
+    pending_.push_back(std::move(op));
+    tl_ticket = ++enqueued_;
+    notify = writer_waiting_ && options_.sync;
+    if (notify) writer_waiting_ = false;
+  }
+  if (notify) wake_writer_.notify_one();
+}
+
+void SqliteStore::wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) {
+  {
+    std::lock_guard lock(mutex_);
+    if (committed_.load(std::memory_order_acquire) < ticket) {
+      waiters_.emplace(ticket, std::move(link));
+      return;
+    }
+  }
+  if (auto l = link.lock()) l->wake();
+}
+
+void SqliteStore::set(const MessagePtr& m) {
+  std::lock_guard lock(retained_mutex_);
+  memory_->set(m);
+  // $SYS topics are the broker's own and rebuilt at every start.
+  if (m->topic().starts_with("$SYS/")) return;
+  push(Op{.kind = Op::Kind::RetainSet, .key = m->topic(), .message = m});
+}
+
+bool SqliteStore::erase(std::string_view topic) {
+  std::lock_guard lock(retained_mutex_);
+  const bool had = memory_->erase(topic);
+  if (had) push(Op{.kind = Op::Kind::RetainErase, .key = std::string(topic)});
+  return had;
+}
+
+void SqliteStore::session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
+                                const broker::WillMessage* will) {
+  Op op{.kind = Op::Kind::SessionSave, .key = client_id, .number = expiry_interval, .version = version};
+  if (will) op.will = *will;
+  push(std::move(op));
+}
+
+void SqliteStore::session_offline(const std::string& client_id, std::uint32_t expiry_interval,
+                                  const broker::WillMessage* will) {
+  Op op{.kind = Op::Kind::SessionOffline, .key = client_id, .number = expiry_interval, .time = unix_ms_now()};
+  if (will) op.will = *will;
+  push(std::move(op));
+}
+
+void SqliteStore::will_cleared(const std::string& client_id) {
+  push(Op{.kind = Op::Kind::WillClear, .key = client_id});
+}
+
+void SqliteStore::session_deleted(const std::string& client_id) {
+  push(Op{.kind = Op::Kind::SessionDelete, .key = client_id});
+}
+
+void SqliteStore::subscription_added(const std::string& client_id, const std::string& filter,
+                                     const broker::SubscriptionEntry& entry) {
+  push(Op{.kind = Op::Kind::SubAdd,
+          .key = client_id,
+          .filter = filter,
+          .number = entry.subscription_id,
+          .options = entry.options});
+}
+
+void SqliteStore::subscription_removed(const std::string& client_id, const std::string& filter) {
+  push(Op{.kind = Op::Kind::SubRemove, .key = client_id, .filter = filter});
+}
+
+std::uint64_t SqliteStore::delivery_added(const std::string& client_id, const broker::Delivery& d) {
+  const std::uint64_t id = next_delivery_id_.fetch_add(1, std::memory_order_relaxed);
+  push(Op{.kind = Op::Kind::DeliveryAdd,
+          .key = client_id,
+          .id = id,
+          .qos = d.qos,
+          .retain = d.retain,
+          .message = d.message,
+          .subscription_ids = d.subscription_ids});
+  return id;
+}
+
+void SqliteStore::delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) {
+  push(Op{.kind = Op::Kind::DeliveryState, .id = id, .number = packet_id, .state = static_cast<std::uint8_t>(state)});
+}
+
+void SqliteStore::delivery_removed(std::uint64_t id) { push(Op{.kind = Op::Kind::DeliveryRemove, .id = id}); }
+
+void SqliteStore::inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) {
+  push(Op{.kind = Op::Kind::Qos2Add, .key = client_id, .number = packet_id});
+}
+
+void SqliteStore::inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) {
+  push(Op{.kind = Op::Kind::Qos2Remove, .key = client_id, .number = packet_id});
+}
+
+// -------------------------------------------------------------- writer --
+
+void SqliteStore::start() {
+  if (!writer_.joinable()) writer_ = std::thread([this] { run(); });
+}
+
+void SqliteStore::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_writer_.notify_one();
+  if (writer_.joinable()) {
+    writer_.join();
+  } else if (db_) {
+    // Never started (start-up failed later): still commit what was queued.
+    std::vector<Op> batch;
+    batch.swap(pending_);
+    if (!batch.empty()) {
+      try {
+        apply(batch);
+      } catch (const std::exception& e) {
+        spdlog::error("store '{}': final commit failed: {}", options_.path, e.what());
+      }
+    }
+  }
+}
+
+void SqliteStore::run() {
+  std::vector<Op> batch;
+  auto retry_delay = std::chrono::milliseconds(100);
+  while (true) {
+    std::uint64_t last = 0;
+    bool stop = false;
+    {
+      std::unique_lock lock(mutex_);
+      if (batch.empty()) {
+        if (options_.sync) {
+          while (pending_.empty() && !stopping_) {
+            writer_waiting_ = true;
+            wake_writer_.wait(lock);
+          }
+        } else {
+          wake_writer_.wait_for(lock, options_.flush_interval, [&] { return stopping_; });
+        }
+        batch.swap(pending_);
+      } else {
+        // Retrying a failed batch: take what came since, in order.
+        std::move(pending_.begin(), pending_.end(), std::back_inserter(batch));
+        pending_.clear();
+      }
+      last = enqueued_;
+      stop = stopping_;
+    }
+    if (!batch.empty()) {
+      try {
+        apply(batch);
+        batch.clear();
+        retry_delay = std::chrono::milliseconds(100);
+      } catch (const std::exception& e) {
+        // Disk full, I/O error: keep the batch (nothing is acknowledged
+        // before it commits) and retry; the event loops are not blocked.
+        spdlog::error("store '{}': write failed, retrying in {} ms: {}", options_.path, retry_delay.count(), e.what());
+        std::unique_lock lock(mutex_);
+        wake_writer_.wait_for(lock, retry_delay);
+        retry_delay = std::min(retry_delay * 2, std::chrono::milliseconds(5000));
+        if (stopping_ && retry_delay >= std::chrono::milliseconds(5000)) {
+          spdlog::error("store '{}': giving up on {} changes at shutdown", options_.path, batch.size());
+          return;
+        }
+        continue;
+      }
+      // Tickets up to `last` were all in this or earlier batches.
+      committed_.store(last, std::memory_order_release);
+      commits_.fetch_add(1, std::memory_order_relaxed);
+      std::vector<std::weak_ptr<broker::Transport>> due;
+      {
+        std::lock_guard lock(mutex_);
+        auto end = waiters_.upper_bound(last);
+        for (auto it = waiters_.begin(); it != end; ++it) due.push_back(std::move(it->second));
+        waiters_.erase(waiters_.begin(), end);
+      }
+      for (auto& w : due)
+        if (auto link = w.lock()) link->wake();
+    } else {
+      committed_.store(last, std::memory_order_release);
+    }
+    if (stop) return;
+  }
+}
+
+void SqliteStore::apply(std::vector<Op>& batch) {
+  if (!statements_for_writes_) {
+    statements_for_writes_ = std::make_unique<Statements>(Statements{
+        prepare("INSERT OR REPLACE INTO retained (topic, payload, qos, props, origin, expires_at) VALUES (?,?,?,?,?,?)"),
+        prepare("DELETE FROM retained WHERE topic = ?"),
+        prepare(
+            "INSERT INTO sessions (client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, "
+            "will_qos, will_retain, will_props, will_delay) VALUES (?1,?2,?3,NULL,?4,?5,?6,?7,?8,?9) "
+            "ON CONFLICT (client_id) DO UPDATE SET version = ?2, expiry_interval = ?3, disconnected_at = NULL, "
+            "will_topic = ?4, will_payload = ?5, will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9"),
+        prepare(
+            "UPDATE sessions SET expiry_interval = ?2, disconnected_at = ?3, will_topic = ?4, will_payload = ?5, "
+            "will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9 WHERE client_id = ?1"),
+        prepare(
+            "UPDATE sessions SET will_topic = NULL, will_payload = NULL, will_qos = NULL, will_retain = NULL, "
+            "will_props = NULL, will_delay = NULL WHERE client_id = ?"),
+        {prepare("DELETE FROM sessions WHERE client_id = ?"), prepare("DELETE FROM subscriptions WHERE client_id = ?"),
+         prepare("DELETE FROM deliveries WHERE client_id = ?"),
+         prepare("DELETE FROM inbound_qos2 WHERE client_id = ?")},
+        prepare(
+            "INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, retain_as_published, "
+            "retain_handling, subscription_id) VALUES (?,?,?,?,?,?,?)"),
+        prepare("DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"),
+        prepare(
+            "INSERT INTO deliveries (id, client_id, topic, payload, msg_qos, msg_retain, props, origin, expires_at, "
+            "qos, retain, subscription_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"),
+        prepare("UPDATE deliveries SET packet_id = ?, state = ? WHERE id = ?"),
+        prepare("DELETE FROM deliveries WHERE id = ?"),
+        prepare("INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"),
+        prepare("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?"),
+        prepare("BEGIN"),
+        prepare("COMMIT"),
+        prepare("ROLLBACK"),
+    });
+  }
+  Statements* st = statements_for_writes_.get();
+  auto run = [&](sqlite3_stmt* s) {
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
+  };
+  auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
+    sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  };
+  auto blob = [](sqlite3_stmt* s, int i, const std::string& v) {
+    sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
+  };
+  auto bind_will = [&](sqlite3_stmt* s, const std::optional<broker::WillMessage>& w, std::string& props) {
+    if (!w) return;  // all NULL
+    text(s, 4, w->will.topic);
+    blob(s, 5, w->will.payload);
+    sqlite3_bind_int(s, 6, w->will.qos);
+    sqlite3_bind_int(s, 7, w->will.retain);
+    props = encode_props(w->will.properties);
+    blob(s, 8, props);
+    sqlite3_bind_int64(s, 9, w->delay);
+  };
+
+  // A delivery added and removed within one batch never needs the disk.
+  std::unordered_set<std::uint64_t> added, cancelled;
+  for (const auto& op : batch)
+    if (op.kind == Op::Kind::DeliveryAdd) added.insert(op.id);
+  if (!added.empty())
+    for (const auto& op : batch)
+      if (op.kind == Op::Kind::DeliveryRemove && added.contains(op.id)) cancelled.insert(op.id);
+
+  run(st->begin);
+  try {
+    std::string scratch, scratch2;
+    for (const auto& op : batch) {
+      switch (op.kind) {
+        case Op::Kind::RetainSet: {
+          auto* s = st->retain_set;
+          const auto& m = *op.message;
+          text(s, 1, m.topic());
+          blob(s, 2, m.payload());
+          sqlite3_bind_int(s, 3, m.qos());
+          scratch = encode_props(m.properties());
+          blob(s, 4, scratch);
+          text(s, 5, m.origin_client_id());
+          if (m.expires_at()) sqlite3_bind_int64(s, 6, to_unix_ms(*m.expires_at()));
+          run(s);
+          break;
+        }
+        case Op::Kind::RetainErase:
+          text(st->retain_erase, 1, op.key);
+          run(st->retain_erase);
+          break;
+        case Op::Kind::SessionSave: {
+          auto* s = st->session_save;
+          text(s, 1, op.key);
+          sqlite3_bind_int(s, 2, static_cast<int>(op.version));
+          sqlite3_bind_int64(s, 3, op.number);
+          bind_will(s, op.will, scratch);
+          run(s);
+          break;
+        }
+        case Op::Kind::SessionOffline: {
+          auto* s = st->session_offline;
+          text(s, 1, op.key);
+          sqlite3_bind_int64(s, 2, op.number);
+          sqlite3_bind_int64(s, 3, op.time);
+          bind_will(s, op.will, scratch);
+          run(s);
+          break;
+        }
+        case Op::Kind::WillClear:
+          text(st->will_clear, 1, op.key);
+          run(st->will_clear);
+          break;
+        case Op::Kind::SessionDelete:
+          for (auto* s : st->session_delete) {
+            text(s, 1, op.key);
+            run(s);
+          }
+          break;
+        case Op::Kind::SubAdd: {
+          auto* s = st->sub_add;
+          text(s, 1, op.key);
+          text(s, 2, op.filter);
+          sqlite3_bind_int(s, 3, op.options.qos);
+          sqlite3_bind_int(s, 4, op.options.no_local);
+          sqlite3_bind_int(s, 5, op.options.retain_as_published);
+          sqlite3_bind_int(s, 6, op.options.retain_handling);
+          sqlite3_bind_int64(s, 7, op.number);
+          run(s);
+          break;
+        }
+        case Op::Kind::SubRemove:
+          text(st->sub_remove, 1, op.key);
+          text(st->sub_remove, 2, op.filter);
+          run(st->sub_remove);
+          break;
+        case Op::Kind::DeliveryAdd: {
+          if (cancelled.contains(op.id)) break;
+          auto* s = st->delivery_add;
+          const auto& m = *op.message;
+          sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
+          text(s, 2, op.key);
+          text(s, 3, m.topic());
+          blob(s, 4, m.payload());
+          sqlite3_bind_int(s, 5, m.qos());
+          sqlite3_bind_int(s, 6, m.retain());
+          scratch = encode_props(m.properties());
+          blob(s, 7, scratch);
+          text(s, 8, m.origin_client_id());
+          if (m.expires_at()) sqlite3_bind_int64(s, 9, to_unix_ms(*m.expires_at()));
+          sqlite3_bind_int(s, 10, op.qos);
+          sqlite3_bind_int(s, 11, op.retain);
+          scratch2 = encode_ids(op.subscription_ids);
+          blob(s, 12, scratch2);
+          run(s);
+          break;
+        }
+        case Op::Kind::DeliveryState:
+          if (cancelled.contains(op.id)) break;
+          sqlite3_bind_int(st->delivery_state, 1, static_cast<int>(op.number));
+          sqlite3_bind_int(st->delivery_state, 2, op.state);
+          sqlite3_bind_int64(st->delivery_state, 3, static_cast<sqlite3_int64>(op.id));
+          run(st->delivery_state);
+          break;
+        case Op::Kind::DeliveryRemove:
+          if (cancelled.contains(op.id)) break;
+          sqlite3_bind_int64(st->delivery_remove, 1, static_cast<sqlite3_int64>(op.id));
+          run(st->delivery_remove);
+          break;
+        case Op::Kind::Qos2Add:
+          text(st->qos2_add, 1, op.key);
+          sqlite3_bind_int(st->qos2_add, 2, static_cast<int>(op.number));
+          run(st->qos2_add);
+          break;
+        case Op::Kind::Qos2Remove:
+          text(st->qos2_remove, 1, op.key);
+          sqlite3_bind_int(st->qos2_remove, 2, static_cast<int>(op.number));
+          run(st->qos2_remove);
+          break;
+      }
+    }
+    run(st->commit);
+  } catch (...) {
+    sqlite3_step(st->rollback);
+    sqlite3_reset(st->rollback);
+    throw;
+  }
+}
+
+}  // namespace petrel::store

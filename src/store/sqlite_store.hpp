@@ -1,0 +1,132 @@
+// The durable store: retained messages and persistent sessions in an SQLite
+// database (WAL mode), written by one dedicated writer thread.
+//
+// Event loops never touch the database. They report changes (store.hpp);
+// each change is queued with a ticket, and the writer applies everything
+// queued since its last commit in one transaction (group commit across all
+// connections and cores), then publishes the last committed ticket and wakes
+// the connections whose acknowledgements were waiting for it. A QoS 1
+// delivery that is acknowledged before its insert is committed cancels out
+// within the batch and never reaches the disk.
+//
+// Reads (retained lookups) are served from memory: the store keeps the
+// in-memory retained tree and writes it through.
+//
+// Durability modes (docs/persistence.md):
+//   sync     - acknowledgements wait for the commit, and each commit is
+//              fsync'ed (SQLite synchronous=FULL): nothing acknowledged is
+//              lost, not even on power loss.
+//   periodic - acknowledgements do not wait; the writer commits every
+//              flush_interval (synchronous=NORMAL). A crash or power loss
+//              loses at most the changes of the last interval.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "store/store.hpp"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace petrel::store {
+
+struct SqliteOptions {
+  std::string path = "petrel.db";
+  bool sync = true;  // false: periodic
+  std::chrono::milliseconds flush_interval{1000};
+};
+
+// Start-up failures (unreadable, corrupt, foreign or too new database).
+class StoreError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+class SqliteStore final : public RetainedStore, public SessionStore {
+ public:
+  // Opens or creates the database, checks it and migrates its schema, and
+  // loads the retained messages. Throws StoreError.
+  explicit SqliteStore(SqliteOptions options);
+  // Commits everything reported so far, then closes.
+  ~SqliteStore() override;
+
+  // Every persistent session (call once, before start()).
+  std::vector<StoredSession> load_sessions();
+  std::size_t retained_loaded() const { return retained_loaded_; }
+  // Starts the writer thread.
+  void start();
+  // Commits everything reported so far and stops the writer.
+  void stop();
+
+  // RetainedStore
+  void set(const MessagePtr& m) override;
+  bool erase(std::string_view topic) override;
+  void match(std::string_view filter, std::vector<MessagePtr>& out) const override { memory_->match(filter, out); }
+  std::size_t size() const override { return memory_->size(); }
+  bool contains(std::string_view topic) const override { return memory_->contains(topic); }
+
+  // SessionStore
+  void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
+                     const broker::WillMessage* will) override;
+  void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
+                       const broker::WillMessage* will) override;
+  void will_cleared(const std::string& client_id) override;
+  void session_deleted(const std::string& client_id) override;
+  void subscription_added(const std::string& client_id, const std::string& filter,
+                          const broker::SubscriptionEntry& entry) override;
+  void subscription_removed(const std::string& client_id, const std::string& filter) override;
+  std::uint64_t delivery_added(const std::string& client_id, const broker::Delivery& d) override;
+  void delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) override;
+  void delivery_removed(std::uint64_t id) override;
+  void inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) override;
+  void inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) override;
+
+  bool acks_wait() const override { return options_.sync; }
+  std::uint64_t thread_ticket() const override;
+  std::uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
+  void wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) override;
+
+  // For tests and $SYS: transactions committed and changes written.
+  std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+
+  struct Op;
+
+ private:
+  struct Statements;
+  void push(Op op);
+  void run();
+  void apply(std::vector<Op>& batch);
+  void exec(const char* sql);
+  sqlite3_stmt* prepare(const char* sql);
+  void open_and_check();
+  void load_retained();
+
+  SqliteOptions options_;
+  sqlite3* db_ = nullptr;
+  std::unique_ptr<RetainedStore> memory_;
+  std::size_t retained_loaded_ = 0;
+  std::mutex retained_mutex_;  // keeps memory and journal in the same order
+  std::atomic<std::uint64_t> next_delivery_id_{1};
+
+  std::mutex mutex_;
+  std::condition_variable wake_writer_;
+  std::vector<Op> pending_;
+  std::uint64_t enqueued_ = 0;
+  bool writer_waiting_ = false;
+  bool stopping_ = false;
+  std::multimap<std::uint64_t, std::weak_ptr<broker::Transport>> waiters_;  // guarded by mutex_
+  std::atomic<std::uint64_t> committed_{0};
+  std::atomic<std::uint64_t> commits_{0};
+  std::thread writer_;
+  std::vector<sqlite3_stmt*> statements_;
+  std::unique_ptr<Statements> statements_for_writes_;
+};
+
+}  // namespace petrel::store
