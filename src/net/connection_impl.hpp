@@ -44,6 +44,10 @@ namespace detail {
 constexpr std::size_t kReadBudget = 256 * 1024;
 // Bytes queued for writing above which the connection stops reading.
 constexpr std::size_t kReadPauseBytes = 4 << 20;
+// Acknowledgements held back for the durable store above which the
+// connection stops reading (a publisher faster than the disk waits for it
+// instead of buffering without bound).
+constexpr std::size_t kReadPauseHeld = 4096;
 // How long a connection may take to write out its last bytes once closing.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
 // TLS and WebSocket connections read into a buffer of their own.
@@ -67,6 +71,7 @@ using detail::kCloseGrace;
 using detail::kOwnReadBuffer;
 using detail::kReadBudget;
 using detail::kReadPauseBytes;
+using detail::kReadPauseHeld;
 
 template <class Stream>
 Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context,
@@ -446,7 +451,7 @@ void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
     deadline_ = ka ? Clock::now() + std::chrono::milliseconds(ka * 1500) : Clock::time_point::max();
     if (!was_connected) arm_timer();
   }
-  if (pending_bytes() > kReadPauseBytes) {
+  if (pending_bytes() > kReadPauseBytes || client_.held_back() > kReadPauseHeld) {
     // The peer is not reading what it provokes (acks, pings): stop reading
     // until the writes drain, instead of buffering without bound.
     read_paused_ = true;
@@ -547,7 +552,8 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
   }
   if (closed_) return;
   dispatch([&] { client_.flush(); });
-  if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2) {
+  if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2 &&
+      client_.held_back() < kReadPauseHeld / 2) {
     read_paused_ = false;
     start_reading();
   }

@@ -194,9 +194,18 @@ void SqliteStore::open_and_check() {
   }
   sqlite3_extended_result_codes(db_, 1);
   try {
-    // One petrel per database: the lock is held as long as the broker runs.
+    // One petrel per database: take the exclusive lock now and hold it as
+    // long as the broker runs.
     exec("PRAGMA locking_mode = EXCLUSIVE");
     sqlite3_busy_timeout(db_, 0);
+    if (sqlite3_exec(db_, "BEGIN EXCLUSIVE; COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) {
+      const int code = sqlite3_errcode(db_) & 0xFF;
+      if (code == SQLITE_BUSY || code == SQLITE_LOCKED)
+        throw StoreError("the database is locked: is another petrel using it?");
+      if (code == SQLITE_NOTADB || code == SQLITE_CORRUPT)
+        throw StoreError(fmt::format("the database is corrupt or not a database ({})", sqlite3_errmsg(db_)));
+      throw StoreError(sqlite3_errmsg(db_));
+    }
     int version = 0, app = 0;
     {
       sqlite3_stmt* s = nullptr;
@@ -213,7 +222,17 @@ void SqliteStore::open_and_check() {
         app = sqlite3_column_int(s, 0);
       sqlite3_finalize(s);
     }
-    if (version != 0 || app != 0) {
+    if (version == 0 && app == 0) {
+      // A new database must be empty: tables without petrel's marks belong
+      // to another program.
+      sqlite3_stmt* s = nullptr;
+      int tables = 0;
+      if (sqlite3_prepare_v2(db_, "SELECT count(*) FROM sqlite_master", -1, &s, nullptr) == SQLITE_OK &&
+          sqlite3_step(s) == SQLITE_ROW)
+        tables = sqlite3_column_int(s, 0);
+      sqlite3_finalize(s);
+      if (tables) throw StoreError("not a petrel database (another program's SQLite file)");
+    } else {
       if (app != kApplicationId) throw StoreError("not a petrel database (another program's SQLite file)");
       if (version > kSchemaVersion)
         throw StoreError(fmt::format("written by a newer petrel (schema version {}; this petrel reads up to {})",
