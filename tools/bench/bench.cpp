@@ -53,9 +53,8 @@ int run_conn(Settings s) {
     if (!s.json) std::fprintf(stderr, "holding %u connections for %.1f s\n", sh.ready.load(), s.hold);
     std::this_thread::sleep_for(std::chrono::milliseconds(static_cast<long>(s.hold * 1000)));
   }
-  for (unsigned i = 0; i < clients.size(); ++i)
-    asio::post(*loops.io[i % threads], [c = clients[i]] { c->disconnect(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  for (const auto& c : clients) asio::post(c->executor(), [c] { c->disconnect(); });
+  wait_for([&] { return sh.closed.load() >= clients.size(); }, 2);
   loops.stop();
   Histogram h;
   for (const auto& x : sh.histograms) h.merge(x);
@@ -92,6 +91,8 @@ int run_messages(Settings s) {
   if (s.scenario == "pairs") pubs = subs = s.pairs;
   sh.s.publishers = pubs;
   sh.receivers_per_message = s.scenario == "fanout" ? subs : 1;
+  sh.rate_per_publisher = s.rate / pubs;
+  sh.run_id = new_run_id();
   const unsigned threads = s.threads ? s.threads : usable_cores();
   sh.histograms.resize(threads);
   Loops loops(threads);
@@ -136,8 +137,6 @@ int run_messages(Settings s) {
     std::fprintf(stderr, "petrel bench: publishers could not connect\n");
     return 1;
   }
-  // Connect latencies are not message latencies.
-  for (auto& h : sh.histograms) h = Histogram{};
   const double cpu0 = cpu_seconds();
   const auto t0 = Clock::now();
   sh.running = true;
@@ -145,32 +144,27 @@ int run_messages(Settings s) {
     asio::post(publishers[i]->executor(), [c = publishers[i]] { c->begin_publishing(); });
   }
   std::uint64_t last = 0;
-  const auto end = t0 + std::chrono::milliseconds(static_cast<long>(s.duration * 1000));
-  for (int sec = 1; Clock::now() < end; ++sec) {
-    std::this_thread::sleep_until(std::min(end, t0 + std::chrono::seconds(sec)));
-    const std::uint64_t got = sh.received.load();
-    std::uint64_t sent = 0;
-    for (auto& p : sh.pubs) sent += p->sent.load();
-    if (!s.json)
-      std::fprintf(stderr, "\r%4ds  %10llu msgs/s  in flight %6lld  errors %llu   ", sec,
-                   static_cast<unsigned long long>(got - last),
-                   static_cast<long long>(sent * sh.receivers_per_message - got),
-                   static_cast<unsigned long long>(sh.errors.load()));
-    last = got;
-  }
+  run_seconds(
+      t0, t0 + std::chrono::milliseconds(static_cast<long>(s.duration * 1000)), [] { return false; },
+      [&](int sec) {
+        const std::uint64_t got = sh.received.load();
+        if (!s.json)
+          print_progress(sec, got - last, "in flight",
+                         static_cast<long long>(sh.sent() * sh.receivers_per_message - got), sh.errors.load());
+        last = got;
+      });
   sh.stopping = true;
   const auto t1 = Clock::now();
   const std::uint64_t received_in_window = sh.received.load();
-  std::uint64_t sent = 0;
-  for (auto& p : sh.pubs) sent += p->sent.load();
+  quiesce(loops);  // no publisher sends after this: the counts are final
+  const std::uint64_t sent = sh.sent();
   const std::uint64_t expected = sent * sh.receivers_per_message;
   wait_for([&] { return sh.received.load() >= expected; }, 3);
   const double cpu = cpu_seconds() - cpu0;
   const double wall = std::chrono::duration<double>(Clock::now() - t0).count();
   if (!s.json) std::fprintf(stderr, "\n");
-  for (std::size_t i = 0; i < clients.size(); ++i)
-    asio::post(*loops.io[i % threads], [c = clients[i]] { c->disconnect(); });
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  for (const auto& c : clients) asio::post(c->executor(), [c] { c->disconnect(); });
+  wait_for([&] { return sh.closed.load() >= clients.size(); }, 2);
   loops.stop();
   Histogram h;
   for (const auto& x : sh.histograms) h.merge(x);
@@ -178,6 +172,7 @@ int run_messages(Settings s) {
   const std::uint64_t received = sh.received.load();
   const std::uint64_t lost = expected > received ? expected - received : 0;
   const double rate = received_in_window / elapsed;
+  const CpuUse use = cpu_use(cpu, wall, threads);
   if (s.json) {
     nlohmann::json j{{"scenario", s.scenario},
                      {"qos", s.qos},
@@ -191,7 +186,7 @@ int run_messages(Settings s) {
                      {"msgs_per_second", rate},
                      {"latency_us", latency_json(h)},
                      {"errors", sh.errors.load()},
-                     {"bench_cpu_percent", 100 * cpu / wall},
+                     {"bench_cpu_percent", use.percent},
                      {"bench_threads", threads}};
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -200,29 +195,39 @@ int run_messages(Settings s) {
                 static_cast<unsigned long long>(sent), static_cast<unsigned long long>(received),
                 static_cast<unsigned long long>(expected), static_cast<unsigned long long>(lost));
     print_latency(h);
-    std::printf("  bench CPU: %.0f%% of one core on %u threads%s\n", 100 * cpu / wall, threads,
-                100 * cpu / wall > 90.0 * threads ? " (saturated: these numbers are a floor)" : "");
+    std::printf("  bench CPU: %.0f%% of one core on %u threads%s\n", use.percent, threads,
+                use.saturated ? fmt::format(" ({})", kSaturatedNote).c_str() : "");
   }
   return sh.errors ? 1 : 0;
 }
 
 void add_common(CLI::App* cmd, Settings& s) {
   cmd->add_option("-H,--host", s.host, "Broker host")->capture_default_str();
-  cmd->add_option("-p,--port", s.port, "Broker port")->capture_default_str();
+  cmd->add_option("-p,--port", s.port, "Broker port (default 1883, or 8883 with TLS)");
   cmd->add_option("-V,--protocol", s.protocol, "5 or 3.1.1")
       ->check(CLI::IsMember({"5", "3.1.1", "311"}))
       ->capture_default_str();
   cmd->add_option("--threads", s.threads, "Event loops (default: the cores this process may use)");
   cmd->add_flag("--json", s.json, "Print one JSON object instead of the summary");
+  cmd->add_flag("--tls", s.tls, "Connect with TLS (implied by --cafile, --cert, --insecure)");
+  cmd->add_option("--cafile", s.ca_file, "CA to verify the broker (default: the system's)");
+  cmd->add_option("--cert", s.cert_file, "Client certificate (mutual TLS)");
+  cmd->add_option("--key", s.key_file, "Client key");
+  cmd->add_option("--tls-server-name", s.server_name, "Name to verify (default: the host)");
+  cmd->add_flag("--insecure", s.insecure, "Do not verify the broker's certificate");
 }
 
 void add_messages(CLI::App* cmd, Settings& s) {
   add_common(cmd, s);
-  cmd->add_option("-q,--qos", s.qos, "QoS 0 or 1")->check(CLI::Range(0, 1))->capture_default_str();
+  cmd->add_option("-q,--qos", s.qos, "QoS 0, 1 or 2")->check(CLI::Range(0, 2))->capture_default_str();
   cmd->add_option("-d,--duration", s.duration, "Seconds to publish")->capture_default_str();
-  cmd->add_option("-s,--payload", s.payload, "Payload bytes (at least 12)")->capture_default_str();
-  cmd->add_option("-r,--rate", s.rate, "Total publish rate in msgs/s (0: as fast as the window allows)");
+  cmd->add_option("-s,--payload", s.payload, fmt::format("Payload bytes (at least {})", kStamp))
+      ->check(CLI::Range(kStamp, std::size_t{1} << 24))
+      ->capture_default_str();
+  cmd->add_option("-r,--rate", s.rate, "Total publish rate in msgs/s (0: as fast as the window allows)")
+      ->check(CLI::NonNegativeNumber);
   cmd->add_option("-w,--inflight", s.inflight, "Messages each publisher keeps in flight end to end")
+      ->check(CLI::Range(1u, 65535u))
       ->capture_default_str();
   cmd->add_option("--topic", s.topic, "Topic prefix")->capture_default_str();
 }
@@ -239,19 +244,13 @@ void add_command(CLI::App& app, int& exit_code) {
   conn->add_option("-n,--connections", settings->connections, "Connections to open")->capture_default_str();
   conn->add_option("-r,--rate", settings->rate, "Connects per second (0: as fast as possible)");
   conn->add_option("--hold", settings->hold, "Seconds to keep all connections open (idle) before disconnecting");
-  conn->add_flag("--tls", settings->tls, "Connect with TLS (implied by --cafile, --cert, --insecure)");
-  conn->add_option("--cafile", settings->ca_file, "CA to verify the broker (default: the system's)");
-  conn->add_option("--cert", settings->cert_file, "Client certificate (mutual TLS)");
-  conn->add_option("--key", settings->key_file, "Client key");
-  conn->add_option("--tls-server-name", settings->server_name, "Name to verify (default: the host)");
-  conn->add_flag("--insecure", settings->insecure, "Do not verify the broker's certificate");
   conn->callback([settings, &exit_code] { exit_code = run_conn(*settings); });
 
   // The message scenarios differ only in the count they take.
   auto scenario = [&](const char* name, const char* help, const char* flag, unsigned& count, const char* what) {
     auto* cmd = bench->add_subcommand(name, help);
     add_messages(cmd, *settings);
-    cmd->add_option(flag, count, what)->capture_default_str();
+    cmd->add_option(flag, count, what)->check(CLI::Range(1u, kMaxPublishers))->capture_default_str();
     cmd->callback([settings, &exit_code, name] {
       settings->scenario = name;
       if (settings->scenario == "fanin") settings->subscribers = 1;
