@@ -3,6 +3,7 @@ mutually authenticated TLS listener (docs/cli.md, docs/benchmarks.md)."""
 import json
 import subprocess
 
+from benchsub import BenchSub
 from petrel_paths import PETREL_BIN
 
 
@@ -28,3 +29,20 @@ def test_bench_conn_names_a_refused_certificate(tls_broker, pki):
     assert r.returncode == 1
     out = json.loads(r.stdout)
     assert out["connected"] == 0 and out["failures"] == {"sslv3 alert certificate expired": 3}
+
+
+def test_bench_pub_and_sub_over_mutual_tls(tls_broker, pki):
+    """bench sub and bench pub over the TLS listener with client certificates: QoS 1, nothing lost."""
+    broker = tls_broker(client_cert="required")
+    sub = BenchSub([*tls_args(broker, pki), "-c", "2", "-t", "tls/%i", "-q", "1", "-C", "400", "-d", "25"])
+    try:
+        sub.ready()
+        r = subprocess.run([PETREL_BIN, "bench", "pub", *tls_args(broker, pki), "-c", "2", "-t", "tls/%i", "-q", "1",
+                            "-n", "200", "--json"], capture_output=True, timeout=30)
+        assert r.returncode == 0, r.stderr.decode()
+        assert json.loads(r.stdout)["acknowledged"] == 400
+        rc, out = sub.result()
+        assert rc == 0, sub.stderr.decode()
+        assert out["received"] == 400 and out["lost"] == out["duplicates"] == 0 and out["publishers"] == 2
+    finally:
+        sub.close()

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "bench/client.hpp"
+#include "bench/pubsub.hpp"
 
 namespace petrel::bench {
 namespace {
@@ -232,11 +233,26 @@ void add_messages(CLI::App* cmd, Settings& s) {
   cmd->add_option("--topic", s.topic, "Topic prefix")->capture_default_str();
 }
 
+// The options bench pub and bench sub share; returns -d's, whose presence
+// matters (a count alone runs until it is reached).
+CLI::Option* add_pubsub(CLI::App* cmd, Settings& s, const char* what, const char* role) {
+  add_common(cmd, s);
+  cmd->add_option("-c,--clients", s.clients, fmt::format("{} (connections)", what))
+      ->check(CLI::Range(1u, kMaxPublishers))
+      ->capture_default_str();
+  cmd->add_option("-q,--qos", s.qos, "QoS 0, 1 or 2")->check(CLI::Range(0, 2))->capture_default_str();
+  cmd->add_option("--id-prefix", s.id_prefix,
+                  fmt::format("Client ids are this prefix and the client index (default bench-{}-PID-)", role));
+  return cmd
+      ->add_option("-d,--duration", s.duration, "Seconds to run (default 10; without -d, a count alone ends the run)")
+      ->check(CLI::PositiveNumber);
+}
+
 }  // namespace
 
 void add_command(CLI::App& app, int& exit_code) {
-  auto* bench =
-      app.add_subcommand("bench", "Load generator: connection rate, fan-in, fan-out, pairs (docs/benchmarks.md)");
+  auto* bench = app.add_subcommand(
+      "bench", "Load generator: connection rate, fan-in, fan-out, pairs, publishers, subscribers (docs/cli.md)");
   bench->require_subcommand(1);
   auto settings = std::make_shared<Settings>();
   auto* conn = bench->add_subcommand("conn", "Open N connections at a target rate; report connects/s and latency");
@@ -261,6 +277,41 @@ void add_command(CLI::App& app, int& exit_code) {
   scenario("fanin", "Many publishers, one subscriber", "--publishers", settings->publishers, "Publishers");
   scenario("fanout", "One publisher, many subscribers", "--subscribers", settings->subscribers, "Subscribers");
   scenario("pairs", "Publisher-subscriber pairs, each on its own topic", "--pairs", settings->pairs, "Pairs");
+
+  // bench pub and bench sub: the halves of a load test, to run apart.
+  auto* pub = bench->add_subcommand("pub", "N publishers: QoS 0/1/2, a rate per client or flat out, for -d or -n");
+  auto* pub_duration = add_pubsub(pub, *settings, "Publishers", "pub");
+  auto* pub_topic =
+      pub->add_option("-t,--topic", settings->pattern,
+                      "Topic; %i is the client index, %c the client id, %% a '%' (default petrel-bench/%i)");
+  pub->add_option("-s,--payload", settings->payload,
+                  fmt::format("Payload bytes (at least {}, the bench stamp)", kStamp))
+      ->check(CLI::Range(kStamp, std::size_t{1} << 24))
+      ->capture_default_str();
+  pub->add_option("-r,--rate", settings->rate, "Messages per second per client (0: as fast as the window allows)")
+      ->check(CLI::NonNegativeNumber);
+  pub->add_option("-w,--inflight", settings->inflight,
+                  "QoS 1/2: unacknowledged messages per client, at most (and at most the broker's Receive Maximum)")
+      ->check(CLI::Range(1u, 65535u))
+      ->capture_default_str();
+  pub->add_option("-n,--count", settings->count, "Messages per client; the run ends when all are acknowledged");
+  pub->callback([settings, &exit_code, pub_duration, pub_topic] {
+    settings->duration_given = pub_duration->count() > 0;
+    if (pub_topic->count() == 0) settings->pattern = "petrel-bench/%i";
+    exit_code = run_pub(*settings);
+  });
+
+  auto* sub = bench->add_subcommand("sub", "N subscribers: throughput, end-to-end latency, loss and duplicates");
+  auto* sub_duration = add_pubsub(sub, *settings, "Subscribers", "sub");
+  auto* sub_topic =
+      sub->add_option("-t,--topic", settings->pattern,
+                      "Topic filter; %i is the client index, %c the client id, %% a '%' (default petrel-bench/+)");
+  sub->add_option("-C,--count", settings->count, "Stop after this many messages in all");
+  sub->callback([settings, &exit_code, sub_duration, sub_topic] {
+    settings->duration_given = sub_duration->count() > 0;
+    if (sub_topic->count() == 0) settings->pattern = "petrel-bench/+";
+    exit_code = run_sub(*settings);
+  });
 }
 
 }  // namespace petrel::bench
