@@ -82,6 +82,20 @@ def test_flat_out_pub_keeps_its_window(broker, bench_sub):
     check_latency(sub["latency_us"])
 
 
+def test_shared_subscription_is_accounted_as_one_group(broker, bench_sub):
+    """Members of a $share group each get part of every publisher's sequence, in no defined order between
+    them: counted together, nothing is lost or duplicated (out of order is expected)."""
+    running = bench_sub(broker.port, "-c", "3", "-t", "$share/g/shared/#", "-q", "1", "-C", "3000",
+                        "-d", str(TIMEOUT - 5)).ready()
+    r = bench("pub", "-p", str(broker.port), "-c", "2", "-t", "shared/%i", "-q", "1", "-n", "1500", "--json")
+    assert r.returncode == 0, r.stderr.decode()
+    assert json.loads(r.stdout)["acknowledged"] == 3000
+    rc, sub = running.result()
+    assert rc == 0, running.stderr.decode()
+    assert sub["received"] == 3000 and sub["publishers"] == 2
+    assert sub["lost"] == sub["duplicates"] == 0
+
+
 def test_pattern_gives_each_client_its_topic(broker, mosq_sub):
     """%i is the client index and %c the client id: mosquitto_sub on 'pat/+/+' sees one message on each
     client's own topic."""

@@ -266,16 +266,17 @@ void Client::on_publish(const mqtt::Frame& f) {
       if (ps.waiting.load(std::memory_order_relaxed) && ps.waiting.exchange(false)) ps.wake();
     }
     if (shared_.track_sequences) {
-      SequenceTracker::Counts d;
+      auto add = [this](const auto& d) {
+        if (d.lost) shared_.lost.fetch_add(d.lost, std::memory_order_relaxed);
+        if (d.duplicates) shared_.duplicates.fetch_add(d.duplicates, std::memory_order_relaxed);
+        if (d.out_of_order) shared_.out_of_order.fetch_add(d.out_of_order, std::memory_order_relaxed);
+      };
       if (shared_.group_tracking) {
         std::lock_guard lock(shared_.group_mutex);
-        d = shared_.group.record(st.run, st.publisher, st.sequence);
+        add(shared_.group.record(st.run, st.publisher, st.sequence));
       } else {
-        d = tracker_.record(st.run, st.publisher, st.sequence);
+        add(tracker_.record(st.run, st.publisher, st.sequence));
       }
-      if (d.lost) shared_.lost.fetch_add(d.lost, std::memory_order_relaxed);
-      if (d.duplicates) shared_.duplicates.fetch_add(d.duplicates, std::memory_order_relaxed);
-      if (d.out_of_order) shared_.out_of_order.fetch_add(d.out_of_order, std::memory_order_relaxed);
     }
   } else {
     shared_.foreign.fetch_add(1, std::memory_order_relaxed);

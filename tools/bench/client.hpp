@@ -114,7 +114,7 @@ struct Shared {
   bool track_sequences = false;  // loss, duplicates and reordering (bench sub)
   bool group_tracking = false;   // one tracker for all subscribers ($share filters), under group_mutex
   std::mutex group_mutex;
-  SequenceTracker group;
+  GroupSequenceTracker group;
   std::uint64_t stop_after = 0;  // messages in all; 0: no limit
   std::atomic<bool> count_reached{false};
   std::atomic<std::uint64_t> received{0};  // every PUBLISH received

@@ -15,6 +15,7 @@
 // processes publishing to the same topics are told apart.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <string_view>
@@ -63,18 +64,25 @@ inline bool read_stamp(std::string_view payload, Stamp& s) {
 
 // Loss, duplicates and reordering in the messages one receiver gets from
 // many publishers. Per publisher it keeps the highest sequence number seen
-// and which of the 64 before it arrived (a sliding window, as in IPsec's
-// replay protection): a jump ahead counts the numbers skipped as lost; one
-// of them arriving later is taken back from `lost` and counted out of order;
-// a number seen before, or older than the window, is a duplicate. Counting
-// starts at the first message seen from a publisher, so a receiver that
-// joins late does not count what came before it, and what never arrives
-// after a publisher's last received message is not counted either (the
-// receiver cannot know it was sent). Sequence numbers compare modulo 2^32.
-// No allocation per message: a publisher's slot is allocated when it is
-// first seen.
-class SequenceTracker {
+// and which of the 64 × Words before it arrived (a sliding window, as in
+// IPsec's replay protection): a jump ahead counts the numbers skipped as
+// lost; one of them arriving later is taken back from `lost` and counted out
+// of order; a number seen before, or older than the window, is a duplicate.
+// Counting starts at the first message seen from a publisher, so a receiver
+// that joins late does not count what came before it (one of those arriving
+// late is only out of order), and what never arrives after a publisher's
+// last received message is not counted either (the receiver cannot know it
+// was sent). Sequence numbers compare modulo 2^32. No allocation per
+// message: a publisher's slot is allocated when it is first seen.
+//
+// One connection receives a publisher's messages in order (MQTT 5 section
+// 4.6), so one word is plenty there; the members of a shared subscription
+// get them over several connections, in no defined order between them.
+template <unsigned Words>
+class BasicSequenceTracker {
  public:
+  static constexpr unsigned kWindow = 64 * Words;
+
   struct Counts {
     std::int64_t lost = 0;
     std::uint64_t duplicates = 0;
@@ -86,21 +94,27 @@ class SequenceTracker {
     Counts d;
     Stream& st = stream(run, publisher);
     if (!st.seen) {
-      st = {seq, 1, true};
+      st.seen = true;
+      st.first = st.highest = seq;
+      st.window = {};
+      st.window[0] = 1;
       ++publishers_;
       return d;
     }
     const auto ahead = static_cast<std::int32_t>(seq - st.highest);
     if (ahead > 0) {
       d.lost = ahead - 1;
-      st.window = ahead >= 64 ? 1 : (st.window << ahead) | 1;
+      shift(st.window, static_cast<std::uint32_t>(ahead));
+      st.window[0] |= 1;
       st.highest = seq;
     } else {
       const auto back = static_cast<std::uint32_t>(-static_cast<std::int64_t>(ahead));
-      if (back >= 64 || ((st.window >> back) & 1)) {
+      if (static_cast<std::int32_t>(seq - st.first) < 0) {
+        d.out_of_order = 1;  // before the first seen: never counted as lost
+      } else if (back >= kWindow || test(st.window, back)) {
         d.duplicates = 1;
       } else {
-        st.window |= std::uint64_t{1} << back;
+        st.window[back / 64] |= std::uint64_t{1} << (back % 64);
         d.lost = -1;
         d.out_of_order = 1;
       }
@@ -123,15 +137,34 @@ class SequenceTracker {
   }
 
  private:
+  using Window = std::array<std::uint64_t, Words>;  // bit i: highest - i arrived
   struct Stream {
+    std::uint32_t first = 0;
     std::uint32_t highest = 0;
-    std::uint64_t window = 0;  // bit i: highest - i arrived
+    Window window{};
     bool seen = false;
   };
   struct Run {
     std::uint32_t id;
     std::vector<Stream> streams;  // by publisher index
   };
+
+  static bool test(const Window& w, std::uint32_t bit) { return (w[bit / 64] >> (bit % 64)) & 1; }
+  static void shift(Window& w, std::uint32_t by) {
+    if (by >= kWindow) {
+      w = {};
+      return;
+    }
+    const unsigned words = by / 64, bits = by % 64;
+    for (unsigned k = Words; k-- > 0;) {
+      std::uint64_t v = 0;
+      if (k >= words) {
+        v = w[k - words] << bits;
+        if (bits && k > words) v |= w[k - words - 1] >> (64 - bits);
+      }
+      w[k] = v;
+    }
+  }
 
   Stream& stream(std::uint32_t run, std::uint32_t publisher) {
     if (last_ >= runs_.size() || runs_[last_].id != run) {
@@ -149,5 +182,10 @@ class SequenceTracker {
   Counts totals_;
   std::uint64_t publishers_ = 0;
 };
+
+// One subscriber connection's view: 64 messages of reordering.
+using SequenceTracker = BasicSequenceTracker<1>;
+// A shared subscription's members together: 4096.
+using GroupSequenceTracker = BasicSequenceTracker<64>;
 
 }  // namespace petrel::bench

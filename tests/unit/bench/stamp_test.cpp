@@ -105,6 +105,35 @@ TEST(SequenceTracker, PublishersAndRunsAreApart) {
   EXPECT_EQ(seen, 3);
 }
 
+TEST(SequenceTracker, EarlierThanTheFirstSeenIsOnlyOutOfOrder) {
+  SequenceTracker t;
+  auto c = feed(t, {1, 2, 0, 3});  // 0 overtaken by 1: never counted as lost, so not taken back
+  EXPECT_EQ(c.lost, 0);
+  EXPECT_EQ(c.out_of_order, 1u);
+  EXPECT_EQ(c.duplicates, 0u);
+}
+
+TEST(GroupSequenceTracker, WideWindowAcrossWords) {
+  GroupSequenceTracker t;
+  // 0..2999 with 100..199 and 1500 held back to the end, as members of a shared subscription may deliver.
+  for (std::uint32_t q = 0; q < 3000; ++q)
+    if ((q < 100 || q >= 200) && q != 1500) t.record(1, 0, q);
+  EXPECT_EQ(t.totals().lost, 101);
+  for (std::uint32_t q = 100; q < 200; ++q) t.record(1, 0, q);  // 2800..2899 behind the newest
+  t.record(1, 0, 1500);
+  EXPECT_EQ(t.totals().lost, 0);
+  EXPECT_EQ(t.totals().out_of_order, 101u);
+  EXPECT_EQ(t.totals().duplicates, 0u);
+  t.record(1, 0, 150);
+  t.record(1, 0, 2999);
+  EXPECT_EQ(t.totals().duplicates, 2u);
+  t.record(1, 0, 9000);  // a jump past the whole window
+  EXPECT_EQ(t.totals().lost, 9000 - 3000);
+  t.record(1, 0, 8999);
+  EXPECT_EQ(t.totals().lost, 9000 - 3000 - 1);
+  EXPECT_EQ(GroupSequenceTracker::kWindow, 4096u);
+}
+
 TEST(Pattern, IndexClientIdAndPercent) {
   EXPECT_EQ(expand_pattern("sensors/%i/temp", 7, "dev-7"), "sensors/7/temp");
   EXPECT_EQ(expand_pattern("c/%c", 3, "dev-3"), "c/dev-3");
