@@ -135,6 +135,7 @@ def test_sub_exits_3_when_the_count_is_not_reached(broker):
     ("pub", ["-q", "3"], None, "--qos: Value 3 not in range"),
     ("sub", ["-c", "0"], None, "--clients: Value 0 not in range"),
     ("pub", ["-s", "10"], None, "--payload: Value 10 not in range"),
+    ("pub", ["--id-prefix", "x" * 70000], 2, "is longer than MQTT's 65535 bytes"),
 ])
 def test_bad_command_line_is_refused_with_the_reason(broker, command, args, rc, words):
     r = bench(command, "-p", str(broker.port), "-n" if command == "pub" else "-C", "1", *args)

@@ -46,6 +46,10 @@ bool plan_clients(const char* me, const Settings& s, const char* role, bool filt
   const std::string prefix = s.id_prefix.empty() ? fmt::format("bench-{}-{}-", role, ::getpid()) : s.id_prefix;
   for (unsigned i = 0; i < s.clients; ++i) {
     std::string id = prefix + std::to_string(i);
+    if (id.size() > 65535) {
+      std::fprintf(stderr, "%s: client id '%.20s...' is longer than MQTT's 65535 bytes\n", me, id.c_str());
+      return false;
+    }
     std::string topic;
     try {
       topic = expand_pattern(s.pattern, i, id);
