@@ -26,6 +26,12 @@ def test_message_scenarios_qos1_lose_nothing(broker, scenario, extra):
     assert out["msgs_per_second"] > 0 and out["bench_cpu_percent"] > 0
 
 
+def test_pairs_qos2_lose_nothing(broker):
+    out = bench("pairs", "-p", str(broker.port), "-q", "2", "-d", "1", "--pairs", "2")
+    assert out["qos"] == 2 and out["sent"] > 0 and out["received"] == out["expected"] and out["lost"] == 0
+    assert out["errors"] == 0
+
+
 def test_rate_limited_run_publishes_about_the_rate(broker):
     out = bench("pairs", "-p", str(broker.port), "--pairs", "2", "-q", "1", "-d", "1", "--rate", "500")
     # A rate is a ceiling: never more than the rate (plus one 10 ms burst per publisher).
