@@ -28,7 +28,14 @@ int main(int argc, char** argv) {
   petrel::cli::add_commands(cli, command_exit);
   petrel::bench::add_command(cli, command_exit);
   cli.require_subcommand(0, 1);
-  CLI11_PARSE(cli, argc, argv);
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version exit 0; a bad command line exits 2, as the
+    // documented exit codes of petrel and its subcommands say.
+    const int code = cli.exit(e);
+    return code == 0 ? 0 : 2;
+  }
   if (cli.get_subcommands().size() == 1) return command_exit;
 
   petrel::app::Config config;
