@@ -16,6 +16,10 @@ namespace asio = boost::asio;
 Server::Server(ServerOptions options) : options_(std::move(options)) {
   unsigned n = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
+  // Signals are caught from here on (Asio queues them until run() waits):
+  // clients may connect as soon as the listeners are bound, and a SIGTERM
+  // during start-up (opening the store) must still mean a clean stop.
+  signals_ = std::make_unique<asio::signal_set>(*loops_[0], SIGINT, SIGTERM, SIGHUP);
   // Listeners first: a port that cannot be bound or a bad certificate stops
   // petrel before it opens (or creates) its database.
   for (const auto& spec : options_.listeners) add_listener(spec);
@@ -159,7 +163,6 @@ void Server::publish_listener_stats(const broker::Broker::SysPut& put) const {
 void Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& loop : loops_) guards.push_back(asio::make_work_guard(*loop));
-  signals_ = std::make_unique<asio::signal_set>(*loops_[0], SIGINT, SIGTERM, SIGHUP);
   wait_for_signal();
   for (auto& l : listeners_) l->start();
   spdlog::info("petrel {} running with {} event loop{}", PETREL_VERSION, loops_.size(), loops_.size() == 1 ? "" : "s");
