@@ -179,6 +179,13 @@ sqlite3_stmt* SqliteStore::prepare(const char* sql) {
 }
 
 void SqliteStore::open_and_check() {
+  // One connection, used by one thread at a time (start-up, then the
+  // writer): SQLite's own mutexes and memory statistics are pure cost.
+  static std::once_flag configured;
+  std::call_once(configured, [] {
+    sqlite3_config(SQLITE_CONFIG_MULTITHREAD);
+    sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+  });
   const std::string& path = options_.path;
   auto fail = [&](const std::string& why) -> StoreError {
     return StoreError(fmt::format(
@@ -465,6 +472,9 @@ std::uint64_t SqliteStore::delivery_added(const std::string& client_id, const br
 }
 
 void SqliteStore::delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) {
+  // A QoS 1 message may be resent with another packet id after a restart
+  // (it may arrive twice anyway): only QoS 2 ids must survive.
+  if (state == broker::OutState::AwaitPuback) return;
   push(Op{.kind = Op::Kind::DeliveryState, .id = id, .number = packet_id, .state = static_cast<std::uint8_t>(state)});
 }
 

@@ -210,6 +210,9 @@ void add_common(CLI::App* cmd, Settings& s) {
       ->capture_default_str();
   cmd->add_option("--threads", s.threads, "Event loops (default: the cores this process may use)");
   cmd->add_flag("--json", s.json, "Print one JSON object instead of the summary");
+  cmd->add_option("--session-expiry", s.session_expiry,
+                  "Persistent sessions with this expiry (seconds); 0: clean sessions")
+      ->capture_default_str();
   cmd->add_flag("--tls", s.tls, "Connect with TLS (implied by --cafile, --cert, --insecure)");
   cmd->add_option("--cafile", s.ca_file, "CA to verify the broker (default: the system's)");
   cmd->add_option("--cert", s.cert_file, "Client certificate (mutual TLS)");

@@ -88,6 +88,10 @@ void Client::on_transport_ready() {
   c.version = shared_.version;
   c.client_id = client_id_;
   c.keep_alive = keep_alive_;
+  if (const auto expiry = shared_.s.session_expiry) {
+    c.clean_start = false;
+    if (c.version == mqtt::Version::V5) c.properties.session_expiry_interval = expiry;
+  }
   queue(mqtt::encode(c, c.version));
   read();
 }

@@ -53,6 +53,10 @@ struct Settings {
   double hold = 0;
   bool json = false;
   std::string topic = "petrel-bench";
+  // 0: clean sessions; else every client keeps a persistent session (MQTT 5
+  // Session Expiry Interval, or clean session = 0 in 3.1.1), which a
+  // durable store must write.
+  std::uint32_t session_expiry = 0;
   // bench pub / bench sub
   unsigned clients = 1;
   std::string pattern;          // topic (pub) or filter (sub), with %i, %c and %%
