@@ -239,7 +239,9 @@ Broker::Restored Broker::restore(std::vector<store::StoredSession> stored) {
     }
     std::uint16_t last_id = 0;
     for (auto& sd : st.deliveries) {
-      if (sd.delivery.message->expired(now)) {
+      // A message already sent is completed whatever its expiry
+      // (MQTT-4.3.3-7): only queued ones expire.
+      if (!sd.packet_id && sd.delivery.message->expired(now)) {
         ++r.expired_messages;
         session_store_.delivery_removed(sd.id);
         continue;

@@ -189,6 +189,12 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   state_ = State::Connected;
 
   ack.session_present = attached.session_present;
+  // A persistent session is acknowledged once it is stored: a client told
+  // "session present" after a crash must find what it was told about.
+  if (expiry > 0 && broker_.session_store().acks_wait()) {
+    hold_until(broker_.session_store().thread_ticket());
+    connack_held_ = !held_.empty();
+  }
   if (v5) {
     if (cfg.receive_maximum != 65535) ack.properties.receive_maximum = cfg.receive_maximum;
     ack.properties.maximum_packet_size = cfg.max_packet_size;
@@ -265,6 +271,16 @@ void Client::on_publish(mqtt::Publish& p) {
   auto& store = broker_.session_store();
   const bool acks_wait = p.qos > 0 && store.acks_wait();
   const std::uint64_t ticket_before = acks_wait ? store.thread_ticket() : 0;
+  // A QoS 2 packet id and the deliveries it routed are committed together:
+  // after a crash the resent PUBLISH is either known with all its
+  // deliveries, or unknown and routed again (and none was sent).
+  struct Group {
+    store::SessionStore& store;
+    std::uint64_t id;
+    ~Group() {
+      if (id) store.end_group(id);
+    }
+  } group{store, p.qos == 2 && acks_wait ? store.begin_group() : 0};
   if (p.qos == 2) {
     std::lock_guard lock(session_->mutex);
     if (session_->inbound_qos2.contains(p.packet_id)) {
@@ -286,6 +302,7 @@ void Client::on_publish(mqtt::Publish& p) {
                                                    std::move(p.properties), client_id_);
     receivers = broker_.publish(message);
   }
+
   if (p.qos > 0) {
     mqtt::PubAck ack;
     ack.type = p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec;
@@ -303,6 +320,7 @@ void Client::on_puback(const mqtt::PubAck& a) {
   using mqtt::PacketType;
   std::optional<mqtt::PubAck> reply;
   auto& store = broker_.session_store();
+  const std::uint64_t ticket_before = store.thread_ticket();
   {
     std::lock_guard lock(session_->mutex);
     if (session_->generation != generation_) return;
@@ -342,7 +360,14 @@ void Client::on_puback(const mqtt::PubAck& a) {
       }
     }
   }
-  if (reply) send(*reply);
+  if (reply) {
+    // PUBREL (our QoS 2 delivery moved on) and PUBCOMP (an inbound id
+    // released) go out once that state is stored; else a crash would make
+    // petrel resend a PUBLISH the receiver has released, or take a new
+    // PUBLISH reusing the id for a resend.
+    if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
+    send(*reply);
+  }
   flush();
 }
 
@@ -354,6 +379,8 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
       s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
+  auto& store = broker_.session_store();
+  const std::uint64_t ticket_before = store.thread_ticket();
   std::vector<std::pair<const mqtt::Subscription*, mqtt::SubscribeOptions>> retained;
   for (const auto& sub : s.subscriptions) {
     auto shared = mqtt::parse_shared(sub.filter);
@@ -376,6 +403,8 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
     if (!shared && (options.retain_handling == 0 || (options.retain_handling == 1 && !existed)))
       retained.emplace_back(&sub, options);
   }
+  // A subscription of a persistent session is acknowledged once stored.
+  if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
   send(ack);
   for (const auto& [sub, options] : retained)
     broker_.send_retained(session_, sub->filter, SubscriptionEntry{options, sub_id});
@@ -384,6 +413,8 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
 void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
   mqtt::Unsuback ack;
   ack.packet_id = u.packet_id;
+  auto& store = broker_.session_store();
+  const std::uint64_t ticket_before = store.thread_ticket();
   for (const auto& filter : u.filters) {
     auto shared = mqtt::parse_shared(filter);
     const bool valid = shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(filter);
@@ -394,6 +425,7 @@ void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
     const bool existed = broker_.unsubscribe(session_, filter);
     ack.reasons.push_back(existed ? ReasonCode::Success : ReasonCode::NoSubscriptionExisted);
   }
+  if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
   send(ack);
 }
 
@@ -449,6 +481,7 @@ void Client::fail(ReasonCode rc, std::string_view why) {
 void Client::end(bool publish_will, std::string_view why, ReasonCode reason) {
   const bool was_connected = state_ == State::Connected;
   state_ = State::Closing;
+  send_held_connack();
   if (was_connected) {
     broker_.detach(session_, generation_, publish_will);
     spdlog::info("client disconnected: id={} peer={} reason={}", client_id_, transport_.peer(), why);
@@ -485,6 +518,7 @@ void Client::send(const mqtt::Packet& p) {
     // The last packet: it does not wait for held-back acks, which the
     // closing connection drops (the client resends what it had not seen
     // acknowledged).
+    send_held_connack();
     transport_.send(scratch_);
   } else {
     out(scratch_);
@@ -515,12 +549,20 @@ void Client::hold_until(std::uint64_t ticket) {
   store.wake_when_committed(ticket, transport_.shared_transport());
 }
 
+void Client::send_held_connack() {
+  if (!connack_held_) return;
+  connack_held_ = false;
+  transport_.send(held_.front().bytes);
+  held_.pop_front();
+}
+
 void Client::release_held() {
   if (held_.empty()) return;
   const std::uint64_t committed = broker_.session_store().committed();
   while (!held_.empty() && held_.front().ticket <= committed) {
     if (!held_.front().bytes.empty()) transport_.send(held_.front().bytes);
     held_.pop_front();
+    connack_held_ = false;
   }
 }
 

@@ -77,6 +77,11 @@ class Client {
   // What is sent from now on waits until the store has committed `ticket`.
   void hold_until(std::uint64_t ticket);
   void release_held();
+  // A connection that ends while its CONNACK is held back sends it anyway
+  // (with what queued behind it, none of which waits for the disk): a
+  // client must see CONNACK before DISCONNECT, and a taken-over or
+  // shut-down session has nothing left to promise.
+  void send_held_connack();
   void send_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
   void resend_inflight();
   std::size_t publish_size(const Delivery& d, Clock::time_point now) const;
@@ -107,6 +112,7 @@ class Client {
     std::string bytes;
   };
   std::deque<Held> held_;
+  bool connack_held_ = false;  // held_.front() starts with the CONNACK
 };
 
 }  // namespace petrel::broker

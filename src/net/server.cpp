@@ -37,7 +37,8 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
         "store '{}' ({} durability): restored {} sessions ({} subscriptions, {} queued and {} in-flight messages) and "
         "{} retained messages in {:.1f} ms; dropped {} sessions and {} messages that expired while petrel was down",
         ec ? options_.store.sqlite.path : where.string(), options_.store.sqlite.sync ? "sync" : "periodic", r.sessions,
-        r.subscriptions, r.queued, r.inflight, sqlite_->retained_loaded(), ms, r.expired_sessions, r.expired_messages);
+        r.subscriptions, r.queued, r.inflight, sqlite_->retained_loaded(), ms, r.expired_sessions,
+        r.expired_messages + sqlite_->retained_expired());
   } else {
     retained_ = store::make_memory_retained_store();
     sessions_ = store::make_memory_session_store();

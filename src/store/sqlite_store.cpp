@@ -189,10 +189,10 @@ void SqliteStore::open_and_check() {
   const std::string& path = options_.path;
   auto fail = [&](const std::string& why) -> StoreError {
     return StoreError(fmt::format(
-        "store '{}': {}. petrel never discards a database on its own: move the file (and its -wal file) away to "
+        "store '{}': {}{} petrel never discards a database on its own: move the file (and its -wal file) away to "
         "start with an empty store and keep it for inspection, restore a backup, or set [store] path to another "
         "file (docs/persistence.md#when-the-database-cannot-be-opened)",
-        path, why));
+        path, why, why.ends_with('?') ? "" : "."));
   };
   if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
                       nullptr) != SQLITE_OK) {
@@ -292,6 +292,7 @@ void SqliteStore::load_retained() {
   }
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) throw StoreError(fmt::format("store '{}': reading retained messages: {}", options_.path, sqlite3_errmsg(db_)));
+  retained_expired_ = expired.size();
   for (auto& topic : expired) push(Op{.kind = Op::Kind::RetainErase, .key = std::move(topic)});
 }
 
@@ -393,6 +394,24 @@ void SqliteStore::push(Op op) {
     pending_.push_back(std::move(op));
     tl_ticket = ++enqueued_;
     notify = writer_waiting_ && options_.sync;
+    if (notify) writer_waiting_ = false;
+  }
+  if (notify) wake_writer_.notify_one();
+}
+
+std::uint64_t SqliteStore::begin_group() {
+  std::lock_guard lock(mutex_);
+  const std::uint64_t first = enqueued_ + 1;
+  open_groups_.insert(first);
+  return first;
+}
+
+void SqliteStore::end_group(std::uint64_t group) {
+  bool notify = false;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = open_groups_.find(group); it != open_groups_.end()) open_groups_.erase(it);
+    notify = writer_waiting_ && options_.sync && !pending_.empty();
     if (notify) writer_waiting_ = false;
   }
   if (notify) wake_writer_.notify_one();
@@ -524,22 +543,29 @@ void SqliteStore::run() {
     bool stop = false;
     {
       std::unique_lock lock(mutex_);
+      // How many pending changes may be committed: those before the first
+      // change of the earliest group still in progress (all at shutdown).
+      auto ready = [&]() -> std::size_t {
+        if (stopping_ || open_groups_.empty()) return pending_.size();
+        const std::uint64_t first = enqueued_ - pending_.size() + 1;
+        const std::uint64_t limit = *open_groups_.begin();
+        return limit <= first ? 0 : std::min<std::size_t>(pending_.size(), limit - first);
+      };
       if (batch.empty()) {
         if (options_.sync) {
-          while (pending_.empty() && !stopping_) {
+          while (ready() == 0 && !stopping_) {
             writer_waiting_ = true;
             wake_writer_.wait(lock);
           }
         } else {
           wake_writer_.wait_for(lock, options_.flush_interval, [&] { return stopping_; });
         }
-        batch.swap(pending_);
-      } else {
-        // Retrying a failed batch: take what came since, in order.
-        std::move(pending_.begin(), pending_.end(), std::back_inserter(batch));
-        pending_.clear();
       }
-      last = enqueued_;
+      // Take the ready prefix, in order (after a failed batch: behind it).
+      const std::size_t n = ready();
+      last = enqueued_ - (pending_.size() - n);
+      std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
       stop = stopping_;
     }
     if (!batch.empty()) {

@@ -24,6 +24,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
+#include <set>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -60,6 +61,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   // Every persistent session (call once, before start()).
   std::vector<StoredSession> load_sessions();
   std::size_t retained_loaded() const { return retained_loaded_; }
+  // Retained messages that had expired while petrel was down (deleted).
+  std::size_t retained_expired() const { return retained_expired_; }
   // Starts the writer thread.
   void start();
   // Commits everything reported so far and stops the writer.
@@ -92,6 +95,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::uint64_t thread_ticket() const override;
   std::uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
   void wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) override;
+  std::uint64_t begin_group() override;
+  void end_group(std::uint64_t group) override;
 
   // For tests and $SYS: transactions committed and changes written.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
@@ -112,6 +117,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   sqlite3* db_ = nullptr;
   std::unique_ptr<RetainedStore> memory_;
   std::size_t retained_loaded_ = 0;
+  std::size_t retained_expired_ = 0;
   std::mutex retained_mutex_;  // keeps memory and journal in the same order
   std::atomic<std::uint64_t> next_delivery_id_{1};
 
@@ -122,6 +128,9 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool writer_waiting_ = false;
   bool stopping_ = false;
   std::multimap<std::uint64_t, std::weak_ptr<broker::Transport>> waiters_;  // guarded by mutex_
+  // First tickets of the groups in progress: the writer commits only what
+  // comes before the earliest (guarded by mutex_).
+  std::multiset<std::uint64_t> open_groups_;
   std::atomic<std::uint64_t> committed_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::thread writer_;

@@ -101,6 +101,11 @@ class SessionStore {
   // The ticket of the last change reported by the calling thread.
   virtual std::uint64_t thread_ticket() const { return 0; }
   virtual std::uint64_t committed() const { return 0; }
+  // Changes reported between begin_group() and end_group() by the calling
+  // thread are committed together or not at all: a QoS 2 PUBLISH's packet id
+  // with every delivery it routed.
+  virtual std::uint64_t begin_group() { return 0; }
+  virtual void end_group(std::uint64_t group) { (void)group; }
   // Wakes `link` once committed() >= ticket (at once if it already is).
   virtual void wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) {
     (void)ticket;
