@@ -11,6 +11,12 @@
 
 namespace petrel::broker {
 
+namespace {
+// Encoding buffer, one per thread rather than per connection: an idle
+// connection keeps no capacity around.
+thread_local std::string scratch;
+}  // namespace
+
 using mqtt::ReasonCode;
 using mqtt::Version;
 
@@ -496,9 +502,9 @@ void Client::end(bool publish_will, std::string_view why, ReasonCode reason) {
 // --------------------------------------------------------------- output --
 
 void Client::send(const mqtt::Packet& p) {
-  scratch_.clear();
-  mqtt::encode(p, version_, scratch_);
-  if (scratch_.size() > peer_max_packet_size_) {
+  scratch.clear();
+  mqtt::encode(p, version_, scratch);
+  if (scratch.size() > peer_max_packet_size_) {
     // MQTT 5.0 3.1.2.11.4: leave out Reason String and User Properties
     // rather than exceed the client's Maximum Packet Size.
     mqtt::Packet trimmed = p;
@@ -510,18 +516,18 @@ void Client::send(const mqtt::Packet& p) {
           }
         },
         trimmed);
-    scratch_.clear();
-    mqtt::encode(trimmed, version_, scratch_);
-    if (scratch_.size() > peer_max_packet_size_) return;
+    scratch.clear();
+    mqtt::encode(trimmed, version_, scratch);
+    if (scratch.size() > peer_max_packet_size_) return;
   }
   if (std::holds_alternative<mqtt::Disconnect>(p)) {
     // The last packet: it does not wait for held-back acks, which the
     // closing connection drops (the client resends what it had not seen
     // acknowledged).
     send_held_connack();
-    transport_.send(scratch_);
+    transport_.send(scratch);
   } else {
-    out(scratch_);
+    out(scratch);
   }
   Stats::add(broker_.stats().messages_sent);
 }
@@ -553,16 +559,19 @@ void Client::send_held_connack() {
   if (!connack_held_) return;
   connack_held_ = false;
   transport_.send(held_.front().bytes);
-  held_.pop_front();
+  held_.erase(held_.begin());
 }
 
 void Client::release_held() {
   if (held_.empty()) return;
   const std::uint64_t committed = broker_.session_store().committed();
-  while (!held_.empty() && held_.front().ticket <= committed) {
-    if (!held_.front().bytes.empty()) transport_.send(held_.front().bytes);
-    held_.pop_front();
+  std::size_t n = 0;
+  for (; n < held_.size() && held_[n].ticket <= committed; ++n)
+    if (!held_[n].bytes.empty()) transport_.send(held_[n].bytes);
+  if (n) {
     connack_held_ = false;
+    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (held_.empty()) held_.shrink_to_fit();
   }
 }
 
@@ -619,9 +628,9 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
       }
     }
   }
-  scratch_.clear();
-  mqtt::encode_publish(p, version_, scratch_);
-  out(scratch_);
+  scratch.clear();
+  mqtt::encode_publish(p, version_, scratch);
+  out(scratch);
 }
 
 void Client::resend_inflight() {

@@ -552,6 +552,15 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
   }
   if (closed_) return;
   dispatch([&] { client_.flush(); });
+  if (!writing_now_ && queued_.empty()) {
+    // Idle: keep no write buffers (most connections are idle most of the
+    // time; a busy one stays in the writing state and keeps them).
+    std::vector<Chunk>().swap(queued_);
+    std::vector<Chunk>().swap(writing_);
+    std::string().swap(queued_owned_);
+    std::string().swap(writing_owned_);
+    std::vector<asio::const_buffer>().swap(buffers_);
+  }
   if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2 &&
       client_.held_back() < kReadPauseHeld / 2) {
     read_paused_ = false;
