@@ -45,7 +45,14 @@ Server::Server(ServerOptions options) : options_(std::move(options)) {
     broker_ = std::make_unique<broker::Broker>(options_.broker, *retained_, *sessions_, *loops_[0]);
     spdlog::info("store: memory only (nothing survives a restart)");
   }
-  broker_->add_sys_source([this](const broker::Broker::SysPut& put) { publish_listener_stats(put); });
+  broker_->add_sys_source([this](const broker::Broker::SysPut& put) {
+    publish_listener_stats(put);
+    put("store/type", options_.store.type);
+    if (sqlite_) {
+      put("store/commits", std::to_string(sqlite_->commits()));
+      put("store/backlog", std::to_string(sqlite_->backlog()));
+    }
+  });
 }
 
 Server::~Server() = default;

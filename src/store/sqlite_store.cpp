@@ -399,6 +399,11 @@ void SqliteStore::push(Op op) {
   if (notify) wake_writer_.notify_one();
 }
 
+std::uint64_t SqliteStore::backlog() {
+  std::lock_guard lock(mutex_);
+  return enqueued_ - committed_.load(std::memory_order_acquire);
+}
+
 std::uint64_t SqliteStore::begin_group() {
   std::lock_guard lock(mutex_);
   const std::uint64_t first = enqueued_ + 1;

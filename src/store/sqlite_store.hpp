@@ -100,6 +100,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
 
   // For tests and $SYS: transactions committed and changes written.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  // Changes reported and not committed yet (the writer's backlog).
+  std::uint64_t backlog();
 
   struct Op;
 
