@@ -175,7 +175,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   }
 
   client_id_ = c.client_id;
-  username_ = identity_from_certificate_ ? certificate_identity_ : c.username;
+  if (!identity_from_certificate_) username_ = c.username;
   if (client_id_.empty()) {
     client_id_ = assigned_client_id();
     if (v5) ack.properties.assigned_client_identifier = client_id_;
@@ -254,11 +254,12 @@ void Client::on_publish(mqtt::Publish& p) {
       throw mqtt::ProtocolError(ReasonCode::TopicAliasInvalid,
                                 fmt::format("topic alias {} above maximum {}", *alias, cfg.topic_alias_maximum));
     if (p.topic.empty()) {
-      auto it = inbound_aliases_.find(*alias);
-      if (it == inbound_aliases_.end()) mqtt::protocol_error(fmt::format("unknown topic alias {}", *alias));
+      auto& inbound = aliases().inbound;
+      auto it = inbound.find(*alias);
+      if (it == inbound.end()) mqtt::protocol_error(fmt::format("unknown topic alias {}", *alias));
       p.topic = it->second;
     } else {
-      inbound_aliases_[*alias] = p.topic;
+      aliases().inbound[*alias] = p.topic;
     }
   }
 
@@ -616,14 +617,15 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
       // An alias adds 3 bytes (and saves the topic once it is known): use it
       // only where the packet still fits the client's Maximum Packet Size.
       const std::size_t size = publish_size(d, now);
-      auto it = outbound_aliases_.find(p.topic);
-      if (it != outbound_aliases_.end() && size + 4 - p.topic.size() <= peer_max_packet_size_) {
+      auto& outbound = aliases().outbound;
+      auto it = outbound.find(p.topic);
+      if (it != outbound.end() && size + 4 - p.topic.size() <= peer_max_packet_size_) {
         p.properties.topic_alias = it->second;
         p.topic.clear();
-      } else if (it == outbound_aliases_.end() && outbound_aliases_.size() < peer_topic_alias_maximum_ &&
+      } else if (it == outbound.end() && outbound.size() < peer_topic_alias_maximum_ &&
                  size + 4 <= peer_max_packet_size_) {
-        const auto alias = static_cast<std::uint16_t>(outbound_aliases_.size() + 1);
-        outbound_aliases_.emplace(p.topic, alias);
+        const auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
+        outbound.emplace(p.topic, alias);
         p.properties.topic_alias = alias;
       }
     }

@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -46,7 +47,7 @@ class Client {
   // CONNECT's user name is ignored. Set before CONNECT arrives.
   void set_certificate_identity(std::optional<std::string> identity) {
     identity_from_certificate_ = true;
-    certificate_identity_ = std::move(identity);
+    username_ = std::move(identity);
   }
   const std::optional<std::string>& username() const { return username_; }
   // Packets held back until the store has committed what they acknowledge;
@@ -92,7 +93,6 @@ class Client {
   mqtt::Version version_ = mqtt::Version::V311;
   std::string client_id_;
   std::optional<std::string> username_;
-  std::optional<std::string> certificate_identity_;
   bool identity_from_certificate_ = false;
   SessionPtr session_;
   std::uint64_t generation_ = 0;
@@ -103,8 +103,17 @@ class Client {
   std::uint32_t peer_max_packet_size_ = 268'435'460;
   std::uint16_t peer_topic_alias_maximum_ = 0;
   // Topic aliases: from the peer (alias -> topic) and to the peer (topic -> alias).
-  std::unordered_map<std::uint16_t, std::string> inbound_aliases_;
-  std::unordered_map<std::string, std::uint16_t> outbound_aliases_;
+  // Allocated on first use: most connections never use topic aliases, and
+  // two empty maps would cost every connection 112 bytes.
+  struct Aliases {
+    std::unordered_map<std::uint16_t, std::string> inbound;
+    std::unordered_map<std::string, std::uint16_t> outbound;
+  };
+  std::unique_ptr<Aliases> aliases_;
+  Aliases& aliases() {
+    if (!aliases_) aliases_ = std::make_unique<Aliases>();
+    return *aliases_;
+  }
   struct Held {
     std::uint64_t ticket;
     std::string bytes;
