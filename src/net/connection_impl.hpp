@@ -471,13 +471,14 @@ void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
 template <class Stream>
 void Connection<Stream>::send(std::string_view bytes) {
   if (closed_ || bytes.empty()) return;
-  if (!queued_.empty() && !queued_.back().shared &&
-      queued_.back().offset + queued_.back().length == queued_owned_.size()) {
-    queued_.back().length += bytes.size();
+  auto& q = out();
+  if (!q.queued.empty() && !q.queued.back().shared &&
+      q.queued.back().offset + q.queued.back().length == q.queued_owned.size()) {
+    q.queued.back().length += bytes.size();
   } else {
-    queued_.push_back(Chunk{nullptr, queued_owned_.size(), bytes.size()});
+    q.queued.push_back(Chunk{nullptr, q.queued_owned.size(), bytes.size()});
   }
-  queued_owned_.append(bytes);
+  q.queued_owned.append(bytes);
   queued_bytes_ += bytes.size();
   if (!in_dispatch_) start_write();
 }
@@ -486,7 +487,7 @@ template <class Stream>
 void Connection<Stream>::send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset,
                                      std::size_t length) {
   if (closed_ || length == 0) return;
-  queued_.push_back(Chunk{buf, offset, length});
+  out().queued.push_back(Chunk{buf, offset, length});
   queued_bytes_ += length;
   if (!in_dispatch_) start_write();
 }
@@ -494,7 +495,7 @@ void Connection<Stream>::send_shared(const std::shared_ptr<const std::string>& b
 template <class Stream>
 void Connection<Stream>::start_write() {
   if (closed_ || writing_now_ || in_handshake_) return;
-  if (queued_.empty()) {
+  if (nothing_queued()) {
     if (close_requested_) {
       if constexpr (kWs) {
         if (!upgrade_) {
@@ -506,26 +507,27 @@ void Connection<Stream>::start_write() {
     }
     return;
   }
-  std::swap(queued_, writing_);
-  std::swap(queued_owned_, writing_owned_);
+  auto& q = out();
+  std::swap(q.queued, q.writing);
+  std::swap(q.queued_owned, q.writing_owned);
   writing_bytes_ = queued_bytes_;
   queued_bytes_ = 0;
-  buffers_.clear();
+  q.buffers.clear();
   if constexpr (kTls) {
     // One contiguous buffer: OpenSSL writes one record per buffer.
     std::string flat;
     flat.reserve(writing_bytes_);
-    for (const auto& c : writing_) {
-      const char* base = c.shared ? c.shared->data() : writing_owned_.data();
+    for (const auto& c : q.writing) {
+      const char* base = c.shared ? c.shared->data() : q.writing_owned.data();
       flat.append(base + c.offset, c.length);
     }
-    writing_.clear();
-    writing_owned_ = std::move(flat);
-    buffers_.emplace_back(writing_owned_.data(), writing_owned_.size());
+    q.writing.clear();
+    q.writing_owned = std::move(flat);
+    q.buffers.emplace_back(q.writing_owned.data(), q.writing_owned.size());
   } else {
-    for (const auto& c : writing_) {
-      const char* base = c.shared ? c.shared->data() : writing_owned_.data();
-      buffers_.emplace_back(base + c.offset, c.length);
+    for (const auto& c : q.writing) {
+      const char* base = c.shared ? c.shared->data() : q.writing_owned.data();
+      q.buffers.emplace_back(base + c.offset, c.length);
     }
   }
   writing_now_ = true;
@@ -533,9 +535,9 @@ void Connection<Stream>::start_write() {
     self->on_written(ec, n);
   };
   if constexpr (kWs) {
-    stream_.async_write(buffers_, std::move(done));  // one binary message
+    stream_.async_write(q.buffers, std::move(done));  // one binary message
   } else {
-    asio::async_write(stream_, buffers_, std::move(done));
+    asio::async_write(stream_, q.buffers, std::move(done));
   }
 }
 
@@ -543,8 +545,10 @@ template <class Stream>
 void Connection<Stream>::on_written(const boost::system::error_code& ec, std::size_t n) {
   writing_now_ = false;
   broker::Stats::add(broker_.stats().bytes_sent, n);
-  writing_.clear();
-  writing_owned_.clear();
+  if (out_) {
+    out_->writing.clear();
+    out_->writing_owned.clear();
+  }
   writing_bytes_ = 0;
   if (ec) {
     if (ec != asio::error::operation_aborted) shutdown(fmt::format("write failed: {}", ec.message()));
@@ -552,14 +556,12 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
   }
   if (closed_) return;
   dispatch([&] { client_.flush(); });
-  if (!writing_now_ && queued_.empty()) {
-    // Idle: keep no write buffers (most connections are idle most of the
-    // time; a busy one stays in the writing state and keeps them).
-    std::vector<Chunk>().swap(queued_);
-    std::vector<Chunk>().swap(writing_);
-    std::string().swap(queued_owned_);
-    std::string().swap(writing_owned_);
-    std::vector<asio::const_buffer>().swap(buffers_);
+  // Most connections go quiet after their CONNACK: they keep no write
+  // queues. A busy connection keeps them (allocating them per write would
+  // cost the hot path) until its timer finds it idle (on_timer).
+  if (!wrote_once_) {
+    wrote_once_ = true;
+    if (!writing_now_ && nothing_queued()) out_.reset();
   }
   if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2 &&
       client_.held_back() < kReadPauseHeld / 2) {
@@ -597,6 +599,7 @@ void Connection<Stream>::arm_timer() {
 template <class Stream>
 void Connection<Stream>::on_timer() {
   if (closed_) return;
+  if (!writing_now_ && nothing_queued()) out_.reset();
   if (Clock::now() < deadline_) {
     arm_timer();
     return;
@@ -648,8 +651,12 @@ void Connection<Stream>::shutdown(std::string_view why) {
   timer_.cancel();
   socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
   socket().close(ec);
-  queued_.clear();
-  queued_owned_.clear();
+  // The queues stay (a write in flight may still use them); what was
+  // waiting to be written is dropped.
+  if (out_) {
+    out_->queued.clear();
+    out_->queued_owned.clear();
+  }
   queued_bytes_ = 0;
   // upgrade_ stays until the destructor: a pending operation may use it.
 }
