@@ -53,13 +53,14 @@
 #include "broker/client.hpp"
 #include "broker/transport.hpp"
 #include "net/listener_stats.hpp"
+#include "net/socket.hpp"
 #include "net/tls.hpp"
 #include "net/websocket.hpp"
 
 namespace petrel::net {
 
-using TcpStream = boost::asio::ip::tcp::socket;
-using TlsStream = boost::asio::ssl::stream<boost::asio::ip::tcp::socket>;
+using TcpStream = Socket;
+using TlsStream = boost::asio::ssl::stream<Socket>;
 using WsStream = boost::beast::websocket::stream<TcpStream>;
 using WssStream = boost::beast::websocket::stream<TlsStream>;
 
@@ -74,7 +75,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   // `context` and `tls` are for TLS connections (null otherwise), `ws` for
   // WebSocket ones; the context stays alive as long as the connection, the
   // settings as long as the server.
-  Connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<boost::asio::ssl::context> context,
+  Connection(Socket socket, std::shared_ptr<boost::asio::ssl::context> context,
              const TlsSettings* tls, const WebSocketSettings* ws, broker::Broker& broker,
              std::shared_ptr<ListenerStats> stats);
   ~Connection() override;
@@ -100,14 +101,14 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   };
 
   void start();
-  static Stream make_stream(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context* context) {
+  static Stream make_stream(Socket socket, boost::asio::ssl::context* context) {
     if constexpr (kTls) {
       return Stream(std::move(socket), *context);
     } else {
       return Stream(std::move(socket));
     }
   }
-  boost::asio::ip::tcp::socket& socket() { return boost::beast::get_lowest_layer(stream_); }
+  Socket& socket() { return boost::beast::get_lowest_layer(stream_); }
   // The TLS layer (TLS and WSS connections only).
   auto& tls_stream() {
     if constexpr (kWs) {
@@ -142,7 +143,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   ClientCertPolicy client_cert_ = ClientCertPolicy::None;
   IdentitySource identity_source_ = IdentitySource::None;
-  boost::asio::steady_timer timer_;
+  LoopTimer timer_;
   broker::Broker& broker_;
   std::shared_ptr<ListenerStats> stats_;
   broker::Client client_;

@@ -57,7 +57,7 @@ constexpr std::size_t kOwnReadBuffer = 8 * 1024;
 // translation units that instantiate Connection).
 inline thread_local std::array<char, 64 * 1024> read_buffer;
 
-inline std::string format_peer(const asio::ip::tcp::socket& s) {
+inline std::string format_peer(const Socket& s) {
   boost::system::error_code ec;
   auto ep = s.remote_endpoint(ec);
   if (ec) return "unknown";
@@ -74,7 +74,7 @@ using detail::kReadPauseBytes;
 using detail::kReadPauseHeld;
 
 template <class Stream>
-Connection<Stream>::Connection(asio::ip::tcp::socket socket, std::shared_ptr<asio::ssl::context> context,
+Connection<Stream>::Connection(Socket socket, std::shared_ptr<asio::ssl::context> context,
                                const TlsSettings* tls, const WebSocketSettings* ws, broker::Broker& broker,
                                std::shared_ptr<ListenerStats> stats)
     : stream_(make_stream(std::move(socket), context.get())),
@@ -142,7 +142,7 @@ void Connection<Stream>::tls_peek() {
   // Wait for the first byte and look at it before OpenSSL does: a TLS
   // handshake starts with record type 0x16.
   socket().async_wait(
-      asio::ip::tcp::socket::wait_read, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+      Socket::wait_read, [self = this->shared_from_this()](const boost::system::error_code& ec) {
         if (self->closed_) return;
         if (ec) {
           if (ec != asio::error::operation_aborted) self->handshake_failed("connection_lost", ec.message());
@@ -380,7 +380,7 @@ void Connection<Stream>::start_reading() {
 
 template <class Stream>
 void Connection<Stream>::wait_readable() {
-  socket().async_wait(asio::ip::tcp::socket::wait_read,
+  socket().async_wait(Socket::wait_read,
                       [self = this->shared_from_this()](const boost::system::error_code& ec) {
                         if (ec) {
                           if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
@@ -649,7 +649,7 @@ void Connection<Stream>::shutdown(std::string_view why) {
   client_.on_closed(why);
   boost::system::error_code ec;
   timer_.cancel();
-  socket().shutdown(asio::ip::tcp::socket::shutdown_both, ec);
+  socket().shutdown(Socket::shutdown_both, ec);
   socket().close(ec);
   // The queues stay (a write in flight may still use them); what was
   // waiting to be written is dropped.

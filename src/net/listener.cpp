@@ -49,12 +49,12 @@ void Listener::stop() {
 void Listener::accept() {
   if (stopped_) return;
   stats_->state = static_cast<int>(ListenerState::Accepting);
-  acceptor_.async_accept(pick_loop_(), [this](const boost::system::error_code& ec, tcp::socket socket) {
+  acceptor_.async_accept(pick_loop_(), [this](const boost::system::error_code& ec, Socket socket) {
     on_accept(ec, std::move(socket));
   });
 }
 
-void Listener::on_accept(const boost::system::error_code& ec, tcp::socket socket) {
+void Listener::on_accept(const boost::system::error_code& ec, Socket socket) {
   if (stopped_) return;
   if (!ec) {
     stats_->accepted.fetch_add(1, std::memory_order_relaxed);

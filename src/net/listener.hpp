@@ -15,6 +15,7 @@
 #include <string>
 
 #include "net/listener_stats.hpp"
+#include "net/socket.hpp"
 
 namespace petrel::net {
 
@@ -23,7 +24,7 @@ class Listener {
   using LoopPicker = std::function<boost::asio::io_context&()>;
   // Receives each accepted socket (already bound to its event loop). Runs
   // on the listener's loop and must not throw.
-  using Handoff = std::function<void(boost::asio::ip::tcp::socket)>;
+  using Handoff = std::function<void(Socket)>;
 
   // Binds and listens; throws std::runtime_error naming the endpoint if it cannot.
   Listener(boost::asio::io_context& loop, std::shared_ptr<ListenerStats> stats,
@@ -36,7 +37,7 @@ class Listener {
 
  private:
   void accept();
-  void on_accept(const boost::system::error_code& ec, boost::asio::ip::tcp::socket socket);
+  void on_accept(const boost::system::error_code& ec, Socket socket);
 
   std::shared_ptr<ListenerStats> stats_;
   boost::asio::ip::tcp::acceptor acceptor_;

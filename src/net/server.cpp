@@ -86,7 +86,7 @@ void Server::add_listener(const ListenerSpec& spec) {
   // The hand-off runs on the listener's loop for every accepted socket; the
   // stream type is chosen here, once.
   auto make_handoff = [&]<class Stream>() -> Listener::Handoff {
-    return [this, stats, tls, ws, max = spec.max_connections](asio::ip::tcp::socket socket) {
+    return [this, stats, tls, ws, max = spec.max_connections](Socket socket) {
       if (!admit(*stats, max, socket)) return;
       if (tls) {
         // A flood of slow or bad handshakes must not keep good clients out
@@ -125,7 +125,7 @@ void Server::add_listener(const ListenerSpec& spec) {
       [this]() -> asio::io_context& { return *loops_[next_loop_++ % loops_.size()]; }, std::move(handoff)));
 }
 
-bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, asio::ip::tcp::socket& socket) {
+bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, Socket& socket) {
   const std::uint32_t global_max = options_.broker.max_connections;
   std::uint64_t open_total = 0;
   for (const auto& l : listeners_) open_total += l->stats().open.load(std::memory_order_relaxed);

@@ -66,7 +66,7 @@ class Server {
  private:
   void add_listener(const ListenerSpec& spec);
   // False (and the socket closed, counted, logged) if a connection limit is reached.
-  bool admit(ListenerStats& stats, std::uint32_t listener_max, boost::asio::ip::tcp::socket& socket);
+  bool admit(ListenerStats& stats, std::uint32_t listener_max, Socket& socket);
   void wait_for_signal();
   void begin_shutdown();
   void wait_for_clients(std::chrono::steady_clock::time_point give_up);
