@@ -66,6 +66,21 @@ _BIN = {CORRELATION_DATA, AUTHENTICATION_DATA}
 
 # ----------------------------------------------------------------- encoding --
 
+def open_socket(port: int, host: str = "127.0.0.1", timeout: float = 5.0, tls: ssl.SSLContext | None = None,
+                server_hostname: str = "localhost") -> socket.socket:
+    """A TCP connection to the broker (Nagle off), wrapped in TLS when `tls` is given (the handshake runs
+    here; ssl.SSLError / OSError propagate and the socket is closed)."""
+    sock = socket.create_connection((host, port), timeout=timeout)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if tls is not None:
+        try:
+            sock = tls.wrap_socket(sock, server_hostname=server_hostname)
+        except BaseException:
+            sock.close()
+            raise
+    return sock
+
+
 def varint(n: int) -> bytes:
     out = bytearray()
     while True:
@@ -359,16 +374,8 @@ class RawClient:
                  tls: ssl.SSLContext | None = None, server_hostname: str = "localhost"):
         self.version = version
         self.timeout = timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.local_port = sock.getsockname()[1]
-        if tls is not None:
-            try:
-                sock = tls.wrap_socket(sock, server_hostname=server_hostname)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
+        self.sock = open_socket(port, host, timeout, tls, server_hostname)
+        self.local_port = self.sock.getsockname()[1]
         self.buf = b""
 
     @classmethod

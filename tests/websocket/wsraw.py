@@ -25,6 +25,7 @@ import time
 from dataclasses import dataclass
 
 import mqttraw as m
+import tlsclient
 
 GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 CONT, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
@@ -199,16 +200,8 @@ class WsClient:
                  timeout: float = TIMEOUT, version: int = 4, host: str = "127.0.0.1"):
         self.version = version
         self.timeout = timeout
-        sock = socket.create_connection((host, port), timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.local_port = sock.getsockname()[1]
-        if tls is not None:
-            try:
-                sock = tls.wrap_socket(sock, server_hostname=server_hostname)
-            except BaseException:
-                sock.close()
-                raise
-        self.sock = sock
+        self.sock = m.open_socket(port, host, timeout, tls, server_hostname)
+        self.local_port = self.sock.getsockname()[1]
         self.buf = bytearray()       # bytes received and not yet consumed (HTTP, then frames)
         self.stream = bytearray()    # MQTT bytes from binary messages, not yet parsed into packets
         self.frames: list[Frame] = []  # every frame received, in order
@@ -301,6 +294,9 @@ class WsClient:
     def send_binary(self, data: bytes) -> None:
         """`data` (MQTT bytes) as one binary message in one frame."""
         self.send_frame(BINARY, data)
+
+    # MQTT bytes, as RawClient.send: lets the helpers written for RawClient drive a WsClient.
+    send = send_binary
 
     def send_fragmented(self, pieces: list[bytes]) -> None:
         """One binary message in len(pieces) frames (binary, continuation..., the last with FIN), in one write."""
@@ -443,24 +439,9 @@ def open_ws(port: int, client_id: str, *, version: int = 4, tls: ssl.SSLContext 
 
 
 def qos1_round_trip(c: WsClient, topic: str, payload: bytes, packet_id: int = 1, subscribe: bool = True) -> None:
-    """SUBSCRIBE (QoS 1) to `topic` if asked, PUBLISH QoS 1 to it, and expect the PUBACK and the message back."""
-    if subscribe:
-        c.send_binary(m.subscribe(packet_id, [(topic, 1)], version=c.version))
-        sub = c.expect(m.SUBACK)
-        assert sub.fields["reasons"] == [1], sub
-    c.send_binary(m.publish(topic, payload, qos=1, packet_id=packet_id, version=c.version))
-    got_ack = got_msg = False
-    while not (got_ack and got_msg):
-        p = c.recv()
-        if p.type == m.PUBACK:
-            assert p.fields["packet_id"] == packet_id, p
-            got_ack = True
-        elif p.type == m.PUBLISH:
-            assert (p.fields["topic"], p.fields["payload"], p.fields["qos"]) == (topic, payload, 1), p
-            c.send_binary(m.ack(m.PUBACK, p.fields["packet_id"]))
-            got_msg = True
-        else:
-            raise AssertionError(f"unexpected {p!r}")
+    """SUBSCRIBE (QoS 1) to `topic` if asked, PUBLISH QoS 1 to it, and expect the PUBACK and the message back:
+    tlsclient.qos1_roundtrip, over WebSocket (WsClient.send puts MQTT bytes in a binary message)."""
+    tlsclient.qos1_roundtrip(c, topic, payload, packet_id=packet_id, subscribe=subscribe)
 
 
 def good_client(port: int, client_id: str, *, tls: ssl.SSLContext | None = None, path: str = "/mqtt",
