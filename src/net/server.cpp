@@ -230,7 +230,13 @@ void Server::begin_shutdown() {
 }
 
 void Server::wait_for_clients(std::chrono::steady_clock::time_point give_up) {
-  if (broker::Stats::get(broker_->stats().clients_connected) == 0 || std::chrono::steady_clock::now() >= give_up) {
+  // Done when every connection is gone, not just detached from its session:
+  // a connection may still be writing its last bytes (a WebSocket close
+  // frame follows the DISCONNECT).
+  std::uint64_t open = 0;
+  for (const auto& l : listeners_) open += l->stats().open.load(std::memory_order_relaxed);
+  if ((broker::Stats::get(broker_->stats().clients_connected) == 0 && open == 0) ||
+      std::chrono::steady_clock::now() >= give_up) {
     for (auto& loop : loops_) loop->stop();
     return;
   }
