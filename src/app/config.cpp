@@ -198,7 +198,7 @@ class Parser {
                   "max_qos", "retain_available", "allow_empty_client_id", "connect_timeout", "max_queued_bytes",
                   "max_connections", "max_client_id_length", "max_topic_length", "max_topic_levels",
                   "max_subscriptions", "max_retained_messages", "max_user_properties"});
-      auto& b = c.server.broker;
+      auto& b = c.broker;
       integer(*m, "max_packet_size", b.max_packet_size, 64, 268'435'460);
       integer(*m, "max_keep_alive", b.max_keep_alive, 1, 65535);
       integer(*m, "max_session_expiry", b.max_session_expiry, 0, 0xFFFFFFFF);
@@ -210,7 +210,7 @@ class Parser {
       boolean(*m, "topic_alias_to_client", b.topic_alias_to_client);
       integer(*m, "max_qos", b.max_qos, 0, 2);
       integer(*m, "max_queued_bytes", b.max_queued_bytes, 0, std::int64_t{1} << 40);
-      integer(*m, "max_connections", b.max_connections, 0, 10'000'000);
+      integer(*m, "max_connections", c.server.max_connections, 0, 10'000'000);
       integer(*m, "max_client_id_length", b.max_client_id_length, 23, 65535);
       integer(*m, "max_topic_length", b.max_topic_length, 1, 65535);
       integer(*m, "max_topic_levels", b.max_topic_levels, 1, 65535);
@@ -225,7 +225,7 @@ class Parser {
     }
     if (auto* s = table(root, "store")) {
       known_keys(*s, "[store]", {"type", "path", "durability", "flush_interval"});
-      auto& st = c.server.store;
+      auto& st = c.store;
       string(*s, "type", st.type);
       if (st.type != "sqlite" && st.type != "memory")
         fail(*s->get("type"), "'type' must be \"sqlite\" or \"memory\"");
@@ -245,10 +245,12 @@ class Parser {
     }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});
-      std::int64_t seconds = c.server.broker.sys_interval.count();
+      std::int64_t seconds = c.broker.sys_interval.count();
       integer(*s, "interval", seconds, 0, 86400);
-      c.server.broker.sys_interval = std::chrono::seconds(seconds);
+      c.broker.sys_interval = std::chrono::seconds(seconds);
     }
+    // A WebSocket message carries MQTT packets: none may exceed the largest packet.
+    c.server.max_message_size = c.broker.max_packet_size;
     return c;
   }
 

@@ -6,13 +6,22 @@
 #include <stdexcept>
 #include <string>
 
+#include "broker/config.hpp"
 #include "net/server.hpp"
+#include "store/sqlite_store.hpp"
 
 namespace petrel::app {
 
+struct StoreOptions {
+  std::string type = "sqlite";  // or "memory"
+  store::SqliteOptions sqlite;
+};
+
 struct Config {
   std::string log_level = "info";
-  net::ServerOptions server;
+  net::ServerOptions server;  // event loops and listeners
+  broker::BrokerConfig broker;
+  StoreOptions store;
 };
 
 class ConfigError : public std::runtime_error {

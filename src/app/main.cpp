@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "app/config.hpp"
+#include "app/service.hpp"
 #include "bench/bench.hpp"
 #include "cli/cli.hpp"
 
@@ -59,8 +60,8 @@ int main(int argc, char** argv) {
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {
-    petrel::net::Server server(config.server);
-    server.run();
+    petrel::app::Service service(config);
+    service.run();
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

@@ -9,9 +9,10 @@
 
 namespace petrel::broker {
 
-Broker::Broker(BrokerConfig config, store::RetainedStore& retained, store::SessionStore& sessions,
+Broker::Broker(BrokerConfig config, RetainedStore& retained, SessionStore& sessions,
                boost::asio::io_context& housekeeping)
     : config_(config), retained_(retained), session_store_(sessions), housekeeping_(housekeeping) {
+  session_store_.set_commit_listener([this](std::uint64_t committed) { on_commit(committed); });
   if (config_.sys_interval.count() > 0) {
     sys_timer_ = std::make_unique<boost::asio::steady_timer>(housekeeping_);
     boost::asio::post(housekeeping_, [this] {
@@ -21,7 +22,33 @@ Broker::Broker(BrokerConfig config, store::RetainedStore& retained, store::Sessi
   }
 }
 
-Broker::~Broker() = default;
+Broker::~Broker() { session_store_.set_commit_listener(nullptr); }
+
+void Broker::wake_when_committed(std::uint64_t ticket, std::weak_ptr<Transport> link) {
+  {
+    std::lock_guard lock(waiters_mutex_);
+    // The store publishes committed() before it calls on_commit, which takes
+    // this mutex: either the check sees the commit, or on_commit sees the
+    // waiter.
+    if (session_store_.committed() < ticket) {
+      waiters_.emplace(ticket, std::move(link));
+      return;
+    }
+  }
+  if (auto l = link.lock()) l->wake();
+}
+
+void Broker::on_commit(std::uint64_t committed) {
+  std::vector<std::weak_ptr<Transport>> due;
+  {
+    std::lock_guard lock(waiters_mutex_);
+    auto end = waiters_.upper_bound(committed);
+    for (auto it = waiters_.begin(); it != end; ++it) due.push_back(std::move(it->second));
+    waiters_.erase(waiters_.begin(), end);
+  }
+  for (auto& w : due)
+    if (auto link = w.lock()) link->wake();
+}
 
 // ------------------------------------------------------------- sessions --
 
@@ -207,7 +234,7 @@ void Broker::disconnect_all(mqtt::ReasonCode reason) {
   }
 }
 
-Broker::Restored Broker::restore(std::vector<store::StoredSession> stored) {
+Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
   Restored r;
   const auto unix_now = std::chrono::duration_cast<std::chrono::milliseconds>(
                             std::chrono::system_clock::now().time_since_epoch())

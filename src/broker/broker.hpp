@@ -12,6 +12,7 @@
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -23,19 +24,19 @@
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
 #include "broker/topic_tree.hpp"
-#include "store/store.hpp"
+#include "broker/persistence.hpp"
 
 namespace petrel::broker {
 
 class Broker {
  public:
-  Broker(BrokerConfig config, store::RetainedStore& retained, store::SessionStore& sessions,
+  Broker(BrokerConfig config, RetainedStore& retained, SessionStore& sessions,
          boost::asio::io_context& housekeeping);
   ~Broker();
 
   const BrokerConfig& config() const { return config_; }
   Stats& stats() { return stats_; }
-  store::SessionStore& session_store() { return session_store_; }
+  SessionStore& session_store() { return session_store_; }
 
   struct Restored {
     std::size_t sessions = 0, subscriptions = 0, queued = 0, inflight = 0, expired_sessions = 0, expired_messages = 0;
@@ -44,7 +45,7 @@ class Broker {
   // (before any connection): their subscriptions, queues, in-flight
   // messages, wills and expiry timers. Sessions and messages that expired
   // while the broker was down are dropped (and deleted from the store).
-  Restored restore(std::vector<store::StoredSession> sessions);
+  Restored restore(std::vector<StoredSession> sessions);
 
   struct Attached {
     SessionPtr session;
@@ -77,6 +78,10 @@ class Broker {
   // Queues the retained messages matching `filter` to `session`.
   void send_retained(const SessionPtr& session, const std::string& filter, const SubscriptionEntry& entry);
 
+  // Wakes `link` (its connection then sends what it held back) once the
+  // session store has committed `ticket`; at once if it has already.
+  void wake_when_committed(std::uint64_t ticket, std::weak_ptr<Transport> link);
+
   // Kicks every connection (server shutting down).
   void disconnect_all(mqtt::ReasonCode reason);
 
@@ -96,13 +101,17 @@ class Broker {
   void publish_sys();
   Session::QueueLimits queue_limits(bool queue_qos0_offline) const;
   void start_sys_timer();
+  void on_commit(std::uint64_t committed);
 
   BrokerConfig config_;
-  store::RetainedStore& retained_;
-  store::SessionStore& session_store_;
+  RetainedStore& retained_;
+  SessionStore& session_store_;
   boost::asio::io_context& housekeeping_;
   Stats stats_;
   TopicTree tree_;
+
+  std::mutex waiters_mutex_;  // a leaf: no other lock is taken while it is held
+  std::multimap<std::uint64_t, std::weak_ptr<Transport>> waiters_;
 
   mutable std::mutex registry_mutex_;
   std::unordered_map<std::string, SessionPtr> sessions_;

@@ -282,7 +282,7 @@ void Client::on_publish(mqtt::Publish& p) {
   // after a crash the resent PUBLISH is either known with all its
   // deliveries, or unknown and routed again (and none was sent).
   struct Group {
-    store::SessionStore& store;
+    SessionStore& store;
     std::uint64_t id;
     ~Group() {
       if (id) store.end_group(id);
@@ -553,7 +553,7 @@ void Client::hold_until(std::uint64_t ticket) {
   auto& store = broker_.session_store();
   if (store.committed() >= ticket) return;
   held_.push_back(Held{ticket, {}});
-  store.wake_when_committed(ticket, transport_.shared_transport());
+  broker_.wake_when_committed(ticket, transport_.shared_transport());
 }
 
 void Client::send_held_connack() {

@@ -35,8 +35,6 @@ struct BrokerConfig {
   bool allow_empty_client_id = true;
   // Bytes (topic + payload) queued per session; 0: no byte limit.
   std::uint64_t max_queued_bytes = 64ull << 20;
-  // Open network connections, all listeners together; 0: no limit.
-  std::uint32_t max_connections = 0;
   std::uint16_t max_client_id_length = 256;
   std::uint16_t max_topic_length = 65535;
   std::uint16_t max_topic_levels = 128;

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "store/store.hpp"
+#include "broker/persistence.hpp"
 
 namespace petrel::broker {
 

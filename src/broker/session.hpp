@@ -26,11 +26,9 @@
 #include "broker/transport.hpp"
 #include "mqtt/packets.hpp"
 
-namespace petrel::store {
-class SessionStore;
-}
-
 namespace petrel::broker {
+
+class SessionStore;
 
 // One message on its way to one session.
 struct Delivery {
@@ -113,7 +111,7 @@ class Session {
     std::uint32_t max_messages;
     std::uint64_t max_bytes;  // 0: none
     bool queue_qos0_offline;
-    store::SessionStore* store = nullptr;  // told of QoS 1/2 deliveries to persistent sessions
+    SessionStore* store = nullptr;  // told of QoS 1/2 deliveries to persistent sessions
   };
   // Thread-safe. Queues `d` and wakes the connection if there is one; a QoS
   // 1/2 delivery to a persistent session is reported to the store. When

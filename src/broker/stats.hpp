@@ -20,6 +20,9 @@ struct Stats {
   std::atomic<std::uint64_t> bytes_sent{0};
   std::atomic<std::uint64_t> protocol_errors{0};
   std::atomic<std::uint64_t> subscriptions{0};
+  // Exceptions caught at a connection's boundary or an event loop's (each
+  // closed that connection or was logged; the broker went on).
+  std::atomic<std::uint64_t> internal_errors{0};
 
   static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
   static void sub(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_sub(n, std::memory_order_relaxed); }

@@ -5,7 +5,6 @@
 
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <filesystem>
 
 #include "net/connection.hpp"
 
@@ -16,43 +15,7 @@ namespace asio = boost::asio;
 Server::Server(ServerOptions options) : options_(std::move(options)) {
   unsigned n = options_.threads ? options_.threads : std::max(1u, std::thread::hardware_concurrency());
   for (unsigned i = 0; i < n; ++i) loops_.push_back(std::make_unique<asio::io_context>(1));
-  // Signals are caught from here on (Asio queues them until run() waits):
-  // clients may connect as soon as the listeners are bound, and a SIGTERM
-  // during start-up (opening the store) must still mean a clean stop.
-  signals_ = std::make_unique<asio::signal_set>(*loops_[0], SIGINT, SIGTERM, SIGHUP);
-  // Listeners first: a port that cannot be bound or a bad certificate stops
-  // petrel before it opens (or creates) its database.
   for (const auto& spec : options_.listeners) add_listener(spec);
-  if (options_.store.type == "sqlite") {
-    const auto t0 = std::chrono::steady_clock::now();
-    sqlite_ = std::make_unique<store::SqliteStore>(options_.store.sqlite);
-    auto stored = sqlite_->load_sessions();
-    broker_ = std::make_unique<broker::Broker>(options_.broker, *sqlite_, *sqlite_, *loops_[0]);
-    const auto r = broker_->restore(std::move(stored));
-    sqlite_->start();
-    const auto ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    std::error_code ec;
-    const auto where = std::filesystem::absolute(options_.store.sqlite.path, ec);
-    spdlog::info(
-        "store '{}' ({} durability): restored {} sessions ({} subscriptions, {} queued and {} in-flight messages) and "
-        "{} retained messages in {:.1f} ms; dropped {} sessions and {} messages that expired while petrel was down",
-        ec ? options_.store.sqlite.path : where.string(), options_.store.sqlite.sync ? "sync" : "periodic", r.sessions,
-        r.subscriptions, r.queued, r.inflight, sqlite_->retained_loaded(), ms, r.expired_sessions,
-        r.expired_messages + sqlite_->retained_expired());
-  } else {
-    retained_ = store::make_memory_retained_store();
-    sessions_ = store::make_memory_session_store();
-    broker_ = std::make_unique<broker::Broker>(options_.broker, *retained_, *sessions_, *loops_[0]);
-    spdlog::info("store: memory only (nothing survives a restart)");
-  }
-  broker_->add_sys_source([this](const broker::Broker::SysPut& put) {
-    publish_listener_stats(put);
-    put("store/type", options_.store.type);
-    if (sqlite_) {
-      put("store/commits", std::to_string(sqlite_->commits()));
-      put("store/backlog", std::to_string(sqlite_->backlog()));
-    }
-  });
 }
 
 Server::~Server() = default;
@@ -79,7 +42,7 @@ void Server::add_listener(const ListenerSpec& spec) {
   if (ws_type) {
     auto settings = std::make_unique<WebSocketSettings>(spec.ws);
     // A WebSocket message carries MQTT packets: none may exceed the largest packet.
-    settings->max_message = options_.broker.max_packet_size;
+    settings->max_message = options_.max_message_size;
     ws = settings.get();
     ws_settings_.push_back(std::move(settings));
   }
@@ -126,7 +89,7 @@ void Server::add_listener(const ListenerSpec& spec) {
 }
 
 bool Server::admit(ListenerStats& stats, std::uint32_t listener_max, Socket& socket) {
-  const std::uint32_t global_max = options_.broker.max_connections;
+  const std::uint32_t global_max = options_.max_connections;
   std::uint64_t open_total = 0;
   for (const auto& l : listeners_) open_total += l->stats().open.load(std::memory_order_relaxed);
   const auto open_here = stats.open.load(std::memory_order_relaxed);
@@ -171,32 +134,35 @@ void Server::publish_listener_stats(const broker::Broker::SysPut& put) const {
 void Server::run() {
   std::vector<asio::executor_work_guard<asio::io_context::executor_type>> guards;
   for (auto& loop : loops_) guards.push_back(asio::make_work_guard(*loop));
-  wait_for_signal();
   for (auto& l : listeners_) l->start();
   spdlog::info("petrel {} running with {} event loop{}", PETREL_VERSION, loops_.size(), loops_.size() == 1 ? "" : "s");
 
   std::vector<std::thread> threads;
-  for (std::size_t i = 1; i < loops_.size(); ++i) threads.emplace_back([loop = loops_[i].get()] { loop->run(); });
-  loops_[0]->run();
+  for (std::size_t i = 1; i < loops_.size(); ++i)
+    threads.emplace_back([this, loop = loops_[i].get()] { run_loop(*loop); });
+  run_loop(*loops_[0]);
   guards.clear();
   for (auto& loop : loops_) loop->stop();
   for (auto& t : threads) t.join();
-  // Everything the loops reported is committed before petrel exits.
-  if (sqlite_) sqlite_->stop();
-  spdlog::info("petrel stopped");
 }
 
-void Server::wait_for_signal() {
-  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
-    if (ec) return;
-    if (sig == SIGHUP) {
-      reload_tls();
-      wait_for_signal();
+void Server::run_loop(asio::io_context& loop) {
+  // The last line of defence: a connection's own failures are caught where
+  // they happen (net::Connection::dispatch, broker::Client::on_bytes); what
+  // still escapes a handler (a timer of the broker, a bug) is logged and
+  // counted, and the loop goes on serving everyone else.
+  while (true) {
+    try {
+      loop.run();
       return;
+    } catch (const std::exception& e) {
+      broker::Stats::add(broker_->stats().internal_errors);
+      spdlog::error("internal error in an event loop handler, the loop continues: {}", e.what());
+    } catch (...) {
+      broker::Stats::add(broker_->stats().internal_errors);
+      spdlog::error("internal error in an event loop handler (not a std::exception), the loop continues");
     }
-    spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    begin_shutdown();
-  });
+  }
 }
 
 void Server::reload_tls() {
@@ -221,7 +187,6 @@ void Server::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
   for (auto& l : listeners_) l->stop();
-  if (signals_) signals_->cancel();
   broker_->disconnect_all(mqtt::ReasonCode::ServerShuttingDown);
   // Give connections up to 500 ms to write their DISCONNECT and close, then
   // stop the loops.

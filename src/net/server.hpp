@@ -1,14 +1,16 @@
 // net::Server: the process's event loops and listeners. One Boost.Asio
 // io_context per thread (one thread per core by default); listeners spread
 // accepted connections over the loops round-robin, and each connection then
-// lives on its loop for good. Loop 0 also runs the listeners' accept loops,
-// the broker's timers and the signal handler (SIGINT/SIGTERM: shut down;
-// SIGHUP: reload TLS certificates of tls and wss listeners).
+// lives on its loop for good. Loop 0 also runs the listeners' accept loops
+// and is the housekeeping loop the broker's timers run on.
+//
+// The server knows the broker only as the core every connection talks to
+// (serve()); choosing the store, building the Broker and the signals are the
+// application's wiring (app/service.hpp).
 #pragma once
 
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/signal_set.hpp>
 #include <memory>
 #include <string>
 #include <thread>
@@ -18,8 +20,6 @@
 #include "net/listener.hpp"
 #include "net/tls.hpp"
 #include "net/websocket.hpp"
-#include "store/sqlite_store.hpp"
-#include "store/store.hpp"
 
 namespace petrel::net {
 
@@ -33,55 +33,57 @@ struct ListenerSpec {
   WebSocketSettings ws;               // types "ws" and "wss" only
 };
 
-struct StoreOptions {
-  std::string type = "sqlite";  // or "memory"
-  store::SqliteOptions sqlite;
-};
-
 struct ServerOptions {
   unsigned threads = 0;  // 0: one per core
   std::vector<ListenerSpec> listeners;
-  broker::BrokerConfig broker;
-  StoreOptions store;
+  // Open network connections, all listeners together; 0: no limit.
+  std::uint32_t max_connections = 0;
+  // Largest WebSocket message (no MQTT packet may be larger).
+  std::uint32_t max_message_size = 1024 * 1024;
 };
 
 class Server {
  public:
-  // Binds every listener and loads every TLS context; throws
-  // std::runtime_error naming the listener if one cannot start.
+  // Creates the event loops, binds every listener and loads every TLS
+  // context (nothing is accepted before run()); throws std::runtime_error
+  // naming the listener if one cannot start.
   explicit Server(ServerOptions options);
   ~Server();
 
-  // Runs until SIGINT/SIGTERM or stop(); returns after a clean shutdown.
+  // Loop 0, where the accept loops run and the broker keeps its timers.
+  boost::asio::io_context& housekeeping_loop() { return *loops_[0]; }
+  // The broker every connection talks to; set once, before run().
+  void serve(broker::Broker& broker) { broker_ = &broker; }
+
+  // Accepts connections and runs the loops until stop() has shut down
+  // cleanly. An exception escaping a handler is logged and counted
+  // (Stats::internal_errors) and the loop goes on.
   void run();
-  // Thread-safe.
+  // Thread-safe: stop accepting, disconnect every client (v5: DISCONNECT
+  // 0x8B), wait up to 500 ms for the connections to close, stop the loops.
   void stop();
   // Re-reads every TLS listener's certificate, key, CA and CRL files; a
   // listener whose new files are invalid keeps its old ones (logged).
   void reload_tls();
 
   std::vector<boost::asio::ip::tcp::endpoint> endpoints() const;
-  broker::Broker& broker() { return *broker_; }
+  // Per-listener counters as $SYS topics (listeners/<name>/...).
+  void publish_listener_stats(const broker::Broker::SysPut& put) const;
 
  private:
   void add_listener(const ListenerSpec& spec);
   // False (and the socket closed, counted, logged) if a connection limit is reached.
   bool admit(ListenerStats& stats, std::uint32_t listener_max, Socket& socket);
-  void wait_for_signal();
+  void run_loop(boost::asio::io_context& loop);
   void begin_shutdown();
   void wait_for_clients(std::chrono::steady_clock::time_point give_up);
-  void publish_listener_stats(const broker::Broker::SysPut& put) const;
 
   ServerOptions options_;
   std::vector<std::unique_ptr<boost::asio::io_context>> loops_;
-  std::unique_ptr<store::SqliteStore> sqlite_;  // the durable store, or null
-  std::unique_ptr<store::RetainedStore> retained_;  // the memory stores, when not durable
-  std::unique_ptr<store::SessionStore> sessions_;
-  std::unique_ptr<broker::Broker> broker_;
+  broker::Broker* broker_ = nullptr;
   std::vector<std::unique_ptr<Listener>> listeners_;
   std::vector<std::pair<std::string, std::shared_ptr<TlsContext>>> tls_contexts_;
   std::vector<std::unique_ptr<WebSocketSettings>> ws_settings_;  // one per ws/wss listener
-  std::unique_ptr<boost::asio::signal_set> signals_;
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::size_t next_loop_ = 0;
   bool shutting_down_ = false;

@@ -4,9 +4,14 @@
 #include <mutex>
 #include <shared_mutex>
 
-#include "store/store.hpp"
+#include "store/memory_store.hpp"
 
 namespace petrel::store {
+
+using broker::MessagePtr;
+using broker::RetainedStore;
+using broker::SessionStore;
+
 namespace {
 
 class MemoryRetainedStore final : public RetainedStore {

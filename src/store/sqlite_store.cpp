@@ -9,6 +9,7 @@
 
 #include "mqtt/properties.hpp"
 #include "mqtt/wire.hpp"
+#include "store/memory_store.hpp"
 
 namespace petrel::store {
 
@@ -355,7 +356,7 @@ std::vector<StoredSession> SqliteStore::load_sessions() {
     if (it == index.end()) continue;
     std::optional<Clock::time_point> expires;
     if (sqlite3_column_type(s, 8) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 8));
-    StoredDelivery d;
+    broker::StoredDelivery d;
     d.id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
     d.delivery.message = std::make_shared<const broker::Message>(
         column_text(s, 2), column_blob(s, 3), static_cast<std::uint8_t>(sqlite3_column_int(s, 4)),
@@ -420,17 +421,6 @@ void SqliteStore::end_group(std::uint64_t group) {
     if (notify) writer_waiting_ = false;
   }
   if (notify) wake_writer_.notify_one();
-}
-
-void SqliteStore::wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) {
-  {
-    std::lock_guard lock(mutex_);
-    if (committed_.load(std::memory_order_acquire) < ticket) {
-      waiters_.emplace(ticket, std::move(link));
-      return;
-    }
-  }
-  if (auto l = link.lock()) l->wake();
 }
 
 void SqliteStore::set(const MessagePtr& m) {
@@ -594,15 +584,7 @@ void SqliteStore::run() {
       // Tickets up to `last` were all in this or earlier batches.
       committed_.store(last, std::memory_order_release);
       commits_.fetch_add(1, std::memory_order_relaxed);
-      std::vector<std::weak_ptr<broker::Transport>> due;
-      {
-        std::lock_guard lock(mutex_);
-        auto end = waiters_.upper_bound(last);
-        for (auto it = waiters_.begin(); it != end; ++it) due.push_back(std::move(it->second));
-        waiters_.erase(waiters_.begin(), end);
-      }
-      for (auto& w : due)
-        if (auto link = w.lock()) link->wake();
+      if (commit_listener_) commit_listener_(last);
     } else {
       committed_.store(last, std::memory_order_release);
     }

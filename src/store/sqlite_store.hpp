@@ -31,12 +31,17 @@
 #include <thread>
 #include <vector>
 
-#include "store/store.hpp"
+#include "broker/persistence.hpp"
 
 struct sqlite3;
 struct sqlite3_stmt;
 
 namespace petrel::store {
+
+using broker::MessagePtr;
+using broker::RetainedStore;
+using broker::SessionStore;
+using broker::StoredSession;
 
 struct SqliteOptions {
   std::string path = "petrel.db";
@@ -94,7 +99,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool acks_wait() const override { return options_.sync; }
   std::uint64_t thread_ticket() const override;
   std::uint64_t committed() const override { return committed_.load(std::memory_order_acquire); }
-  void wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) override;
+  void set_commit_listener(CommitListener listener) override { commit_listener_ = std::move(listener); }
   std::uint64_t begin_group() override;
   void end_group(std::uint64_t group) override;
 
@@ -129,7 +134,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::uint64_t enqueued_ = 0;
   bool writer_waiting_ = false;
   bool stopping_ = false;
-  std::multimap<std::uint64_t, std::weak_ptr<broker::Transport>> waiters_;  // guarded by mutex_
+  CommitListener commit_listener_;  // set before start()
   // First tickets of the groups in progress: the writer commits only what
   // comes before the earliest (guarded by mutex_).
   std::multiset<std::uint64_t> open_groups_;

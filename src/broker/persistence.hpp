@@ -1,7 +1,8 @@
-// Where the broker keeps state that may outlive a process: retained messages
-// and persistent sessions. The broker core talks only to these interfaces;
-// memory_store.cpp keeps everything in memory only, sqlite_store.cpp also
-// writes it to an SQLite database (docs/persistence.md).
+// What the broker core needs stored: retained messages and persistent
+// sessions. The core defines these interfaces and talks only to them; the
+// store layer (src/store/) implements them: store/memory_store.hpp keeps
+// everything in memory only, store/sqlite_store.hpp also writes it to an
+// SQLite database (docs/persistence.md).
 //
 // SessionStore is a journal of changes, not a second copy of the state: the
 // Session objects in the broker's registry are the live state, and the broker
@@ -14,13 +15,13 @@
 // Durability: each reported change gets a ticket, increasing. A client whose
 // packet caused changes (a QoS 1/2 PUBLISH queued for persistent sessions, a
 // retained message) must not be acknowledged before committed() reaches the
-// last ticket this thread took (thread_ticket()); wake_when_committed() wakes
-// its connection then.
+// last ticket this thread took (thread_ticket()). The store announces each
+// commit through the listener the core gives it (set_commit_listener); the
+// core wakes the connections that were waiting (Broker::wake_when_committed).
 #pragma once
 
-#include <chrono>
 #include <cstdint>
-#include <memory>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -28,12 +29,9 @@
 
 #include "broker/message.hpp"
 #include "broker/session.hpp"
-#include "broker/transport.hpp"
 #include "mqtt/packets.hpp"
 
-namespace petrel::store {
-
-using broker::MessagePtr;
+namespace petrel::broker {
 
 class RetainedStore {
  public:
@@ -51,9 +49,9 @@ class RetainedStore {
 // A persistent session as read back at start-up.
 struct StoredDelivery {
   std::uint64_t id = 0;
-  broker::Delivery delivery;
+  Delivery delivery;
   std::uint16_t packet_id = 0;  // 0: still queued; else in flight
-  broker::OutState state = broker::OutState::AwaitPuback;
+  OutState state = OutState::AwaitPuback;
 };
 struct StoredSession {
   std::string client_id;
@@ -62,8 +60,8 @@ struct StoredSession {
   // When its last connection ended (Unix ms); empty if it was connected when
   // the broker stopped.
   std::optional<std::int64_t> disconnected_at;
-  std::optional<broker::WillMessage> will;
-  std::vector<std::pair<std::string, broker::SubscriptionEntry>> subscriptions;
+  std::optional<WillMessage> will;
+  std::vector<std::pair<std::string, SubscriptionEntry>> subscriptions;
   std::vector<StoredDelivery> deliveries;  // in queue order
   std::vector<std::uint16_t> inbound_qos2;
 };
@@ -74,20 +72,20 @@ class SessionStore {
 
   // The session is connected with these settings (and will, if any).
   virtual void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                             const broker::WillMessage* will) = 0;
+                             const WillMessage* will) = 0;
   // Its connection ended now; `will` is the will still pending (delayed).
   virtual void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
-                               const broker::WillMessage* will) = 0;
+                               const WillMessage* will) = 0;
   // Its delayed will was published (or cancelled).
   virtual void will_cleared(const std::string& client_id) = 0;
   virtual void session_deleted(const std::string& client_id) = 0;
   virtual void subscription_added(const std::string& client_id, const std::string& filter,
-                                  const broker::SubscriptionEntry& entry) = 0;
+                                  const SubscriptionEntry& entry) = 0;
   virtual void subscription_removed(const std::string& client_id, const std::string& filter) = 0;
   // A QoS 1/2 delivery queued for the session; returns its id (0: not stored).
-  virtual std::uint64_t delivery_added(const std::string& client_id, const broker::Delivery& d) = 0;
+  virtual std::uint64_t delivery_added(const std::string& client_id, const Delivery& d) = 0;
   // The delivery was sent with `packet_id`, or its QoS 2 flow moved on.
-  virtual void delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) = 0;
+  virtual void delivery_state(std::uint64_t id, std::uint16_t packet_id, OutState state) = 0;
   // Acknowledged, expired or dropped.
   virtual void delivery_removed(std::uint64_t id) = 0;
   // Inbound QoS 2: PUBREC sent, PUBREL awaited.
@@ -106,14 +104,10 @@ class SessionStore {
   // with every delivery it routed.
   virtual std::uint64_t begin_group() { return 0; }
   virtual void end_group(std::uint64_t group) { (void)group; }
-  // Wakes `link` once committed() >= ticket (at once if it already is).
-  virtual void wake_when_committed(std::uint64_t ticket, std::weak_ptr<broker::Transport> link) {
-    (void)ticket;
-    if (auto l = link.lock()) l->wake();
-  }
+  // Called with the new committed() after each commit, from the store's
+  // writer thread. Set once, before the store starts.
+  using CommitListener = std::function<void(std::uint64_t committed)>;
+  virtual void set_commit_listener(CommitListener listener) { (void)listener; }
 };
 
-std::unique_ptr<RetainedStore> make_memory_retained_store();
-std::unique_ptr<SessionStore> make_memory_session_store();
-
-}  // namespace petrel::store
+}  // namespace petrel::broker

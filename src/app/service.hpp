@@ -1,0 +1,52 @@
+// app::Service: the broker process put together. It creates the event loops
+// and binds the listeners (net::Server), then opens the store the
+// configuration chooses and restores what it holds, builds the broker core
+// on it, connects the two, registers the $SYS sources of each part, and
+// handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
+// be reloaded (TLS certificates).
+//
+// Order matters: listeners bind before the store opens, so a port that
+// cannot be bound or a bad certificate stops petrel before it opens (or
+// creates) its database; signals are caught from the moment the loops exist,
+// so a SIGTERM during start-up (opening a large store) still means a clean
+// stop.
+#pragma once
+
+#include <boost/asio/signal_set.hpp>
+#include <memory>
+
+#include "app/config.hpp"
+#include "broker/broker.hpp"
+#include "broker/persistence.hpp"
+#include "net/server.hpp"
+#include "store/sqlite_store.hpp"
+
+namespace petrel::app {
+
+class Service {
+ public:
+  // Throws std::runtime_error (listeners, TLS) or store::StoreError (the
+  // database) if petrel cannot start.
+  explicit Service(const Config& config);
+  ~Service();
+
+  // Serves until SIGINT/SIGTERM; returns after a clean shutdown, with
+  // everything the loops reported to the store committed.
+  void run();
+
+ private:
+  void open_store(const StoreOptions& options);
+  void wait_for_signal();
+
+  Config config_;
+  // Declared first, destroyed last: the loops may still hold handlers that
+  // refer to connections, which refer to the broker only while they run.
+  std::unique_ptr<net::Server> server_;
+  std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<store::SqliteStore> sqlite_;                 // the durable store, or null
+  std::unique_ptr<broker::RetainedStore> memory_retained_;     // the memory stores otherwise
+  std::unique_ptr<broker::SessionStore> memory_sessions_;
+  std::unique_ptr<broker::Broker> broker_;
+};
+
+}  // namespace petrel::app
