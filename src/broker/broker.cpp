@@ -11,7 +11,13 @@ namespace petrel::broker {
 
 Broker::Broker(BrokerConfig config, RetainedStore& retained, SessionStore& sessions,
                boost::asio::io_context& housekeeping)
-    : config_(config), retained_(retained), session_store_(sessions), housekeeping_(housekeeping) {
+    : config_(config),
+      retained_(retained),
+      session_store_(sessions),
+      housekeeping_(housekeeping),
+      deadlines_(housekeeping, [this](const SessionPtr& s, Deadlines::Kind kind, Clock::time_point due) {
+        on_deadline(s, kind, due);
+      }) {
   session_store_.set_commit_listener([this](std::uint64_t committed) { on_commit(committed); });
   if (config_.sys_interval.count() > 0) {
     sys_timer_ = std::make_unique<boost::asio::steady_timer>(housekeeping_);
@@ -72,6 +78,9 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
         old->kick(mqtt::ReasonCode::SessionTakenOver);
       }
       s->link.reset();
+      // A resumed session is no longer waiting to expire, nor to publish a
+      // delayed will (a session that ends is cancelled below).
+      deadlines_.cancel_all(*s);
       // The session ends here if the new connection starts clean, or if the
       // old one had a session expiry of 0 (its state must never be reused,
       // [MQTT-3.1.2-6]). Otherwise it is resumed.
@@ -98,7 +107,6 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     s->generation++;
     s->link = link;
     s->set_online(true);
-    s->version = version;
     s->expiry_interval = expiry_interval;
     s->will = will ? std::make_unique<WillMessage>(std::move(*will)) : nullptr;
     s->wake_pending = false;
@@ -126,7 +134,7 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     session->link.reset();
     session->set_online(false);
     session->wake_pending = false;
-    const std::uint64_t offline_generation = ++session->generation;
+    ++session->generation;
     std::unique_ptr<WillMessage> will = std::move(session->will);
     session->will.reset();
     if (!publish_will) will.reset();
@@ -142,10 +150,11 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
           wills_due.push_back(will->to_message());
         } else {
           session->will = std::move(will);
-          schedule_will(session, offline_generation, delay);
+          deadlines_.set(session, Deadlines::Kind::Will, Clock::now() + std::chrono::seconds(delay));
         }
       }
-      if (expiry != 0xFFFFFFFF) schedule_expiry(session, offline_generation, expiry);
+      if (expiry != 0xFFFFFFFF)
+        deadlines_.set(session, Deadlines::Kind::Expiry, Clock::now() + std::chrono::seconds(expiry));
       session_store_.session_offline(session->client_id(), expiry, session->will.get());
     }
   }
@@ -165,6 +174,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
     session->link.reset();
     session->set_online(false);
     session->generation++;
+    deadlines_.cancel_all(*session);
   }
   remove_subscriptions(*session, subs);
   if (auto it = sessions_.find(session->client_id()); it != sessions_.end() && it->second == session)
@@ -178,47 +188,31 @@ void Broker::remove_subscriptions(Session& session, const std::unordered_map<std
   }
 }
 
-void Broker::schedule(std::chrono::seconds delay, std::function<void()> fn) {
-  auto timer = std::make_shared<boost::asio::steady_timer>(housekeeping_, delay);
-  timer->async_wait([timer, fn = std::move(fn)](const boost::system::error_code& ec) {
-    if (!ec) fn();
-  });
-}
-
-void Broker::schedule_will(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay) {
-  std::weak_ptr<Session> weak = session;
-  schedule(std::chrono::seconds(delay), [this, weak, generation] {
-    auto s = weak.lock();
-    if (!s) return;
+void Broker::on_deadline(const SessionPtr& s, Deadlines::Kind kind, Clock::time_point due) {
+  std::vector<MessagePtr> wills_due;
+  if (kind == Deadlines::Kind::Will) {
     std::unique_ptr<WillMessage> will;
     {
       std::lock_guard lock(s->mutex);
-      if (s->generation != generation) return;
+      if (s->will_due != due) return;  // resumed or rescheduled meanwhile
+      s->will_due = {};
       will = std::move(s->will);
-      s->will.reset();
       if (will && s->persistent()) session_store_.will_cleared(s->client_id());
     }
     if (will) publish(will->to_message());
-  });
-}
-
-void Broker::schedule_expiry(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay) {
-  std::weak_ptr<Session> weak = session;
-  schedule(std::chrono::seconds(delay), [this, weak, generation] {
-    auto s = weak.lock();
-    if (!s) return;
-    std::vector<MessagePtr> wills_due;
+    return;
+  }
+  {
+    std::lock_guard registry(registry_mutex_);
     {
-      std::lock_guard registry(registry_mutex_);
-      {
-        std::lock_guard lock(s->mutex);
-        if (s->generation != generation) return;
-      }
-      spdlog::debug("session {} expired", s->client_id());
-      end_session_locked(s, wills_due);
+      std::lock_guard lock(s->mutex);
+      if (s->expiry_due != due) return;
+      s->expiry_due = {};
     }
-    for (const auto& w : wills_due) publish(w);
-  });
+    spdlog::debug("session {} expired", s->client_id());
+    end_session_locked(s, wills_due);
+  }
+  for (const auto& w : wills_due) publish(w);
 }
 
 std::size_t Broker::session_count() const {
@@ -256,7 +250,6 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
     }
     auto s = std::make_shared<Session>(st.client_id);
     std::lock_guard lock(s->mutex);
-    s->version = st.version;
     s->expiry_interval = st.expiry_interval;
     s->generation = 1;
     for (auto& [filter, entry] : st.subscriptions) {
@@ -292,12 +285,12 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
         session_store_.will_cleared(st.client_id);
       } else {
         s->will = std::make_unique<WillMessage>(std::move(*st.will));
-        schedule_will(s, s->generation, static_cast<std::uint32_t>((left + 999) / 1000));
+        deadlines_.set(s, Deadlines::Kind::Will, now + std::chrono::milliseconds(left));
       }
     }
     if (!never_expires)
-      schedule_expiry(s, s->generation,
-                      static_cast<std::uint32_t>((static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms + 999) / 1000));
+      deadlines_.set(s, Deadlines::Kind::Expiry,
+                     now + std::chrono::milliseconds(static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms));
     if (!st.disconnected_at) session_store_.session_offline(st.client_id, st.expiry_interval, s->will.get());
     sessions_.emplace(st.client_id, std::move(s));
     ++r.sessions;

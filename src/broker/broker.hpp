@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "broker/config.hpp"
+#include "broker/deadlines.hpp"
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
 #include "broker/topic_tree.hpp"
@@ -86,6 +87,8 @@ class Broker {
   void disconnect_all(mqtt::ReasonCode reason);
 
   std::size_t session_count() const;
+  // Pending will and expiry deadlines of offline sessions.
+  std::size_t deadline_count() const { return deadlines_.size(); }
 
   // Extra $SYS topics (e.g. per-listener metrics): `source` is called at each
   // $SYS interval with a function that publishes $SYS/broker/<topic>.
@@ -95,9 +98,8 @@ class Broker {
  private:
   void end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills);
   void remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs);
-  void schedule(std::chrono::seconds delay, std::function<void()> fn);
-  void schedule_will(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
-  void schedule_expiry(const SessionPtr& session, std::uint64_t generation, std::uint32_t delay);
+  // A session's delayed will or expiry has come (Deadlines, housekeeping loop).
+  void on_deadline(const SessionPtr& session, Deadlines::Kind kind, Clock::time_point due);
   void publish_sys();
   Session::QueueLimits queue_limits(bool queue_qos0_offline) const;
   void start_sys_timer();
@@ -109,6 +111,7 @@ class Broker {
   boost::asio::io_context& housekeeping_;
   Stats stats_;
   TopicTree tree_;
+  Deadlines deadlines_;
 
   std::mutex waiters_mutex_;  // a leaf: no other lock is taken while it is held
   std::multimap<std::uint64_t, std::weak_ptr<Transport>> waiters_;

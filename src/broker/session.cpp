@@ -19,7 +19,6 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
     };
     while (full()) {
       if (d.qos == 0 || queued_qos0 == 0) {
-        ++dropped;
         ++r.dropped;
         return r;
       }
@@ -28,7 +27,6 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
       queue.take_first([](const Delivery& q) { return q.qos == 0; }, evicted);
       queued_bytes -= cost(evicted);
       --queued_qos0;
-      ++dropped;
       ++r.dropped;
     }
     queued_bytes += bytes;

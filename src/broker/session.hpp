@@ -135,7 +135,6 @@ class Session {
   // --- guarded by mutex ---
   std::weak_ptr<Transport> link;  // the connection, while online
   std::uint64_t generation = 0;   // bumped on every attach and detach
-  mqtt::Version version = mqtt::Version::V311;
   std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
@@ -146,8 +145,11 @@ class Session {
   std::uint64_t next_order = 0;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
   std::unique_ptr<WillMessage> will;  // of the current or last connection (heap: most sessions have none)
+  // When the delayed will is due and when the session expires, while it is
+  // offline (broker::Deadlines); time_point{}: not scheduled.
+  Clock::time_point will_due{};
+  Clock::time_point expiry_due{};
   bool wake_pending = false;
-  std::uint64_t dropped = 0;
 
   void set_online(bool v) { online_.store(v, std::memory_order_relaxed); }
 
