@@ -35,10 +35,11 @@ class Broker:
     """A running petrel process."""
 
     def __init__(self, tmp_path: Path, config: str = "", args: list[str] | None = None, threads: int = 2,
-                 max_open_files: int | None = None, port: int | None = None, db_path: Path | None = None):
+                 max_open_files: int | None = None, port: int | None = None, db_path: Path | None = None,
+                 env: dict[str, str] | None = None):
         """port: listen there (a restart: the port of an earlier broker, whose database it then opens too);
         db_path: the database, if not tmp_path/petrel-<port>.db. Both are ignored in favour of a [store]
-        table in `config`."""
+        table in `config`. env: extra environment variables for the process (e.g. PETREL_FAULT)."""
         self.port = port if port is not None else free_port()
         self.host = "127.0.0.1"
         self.killed = False
@@ -62,7 +63,7 @@ class Broker:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (max_open_files, max_open_files))
 
         self.proc = subprocess.Popen([PETREL_BIN, "--config", str(self.config_path), *(args or [])],
-                                     preexec_fn=limit_files,
+                                     preexec_fn=limit_files, env={**os.environ, **(env or {})},
                                      stdout=self.log, stderr=subprocess.STDOUT)
         self._wait_listening()
 

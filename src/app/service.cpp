@@ -21,6 +21,7 @@ Service::Service(const Config& config) : config_(config) {
     if (sqlite_) {
       put("store/commits", std::to_string(sqlite_->commits()));
       put("store/backlog", std::to_string(sqlite_->backlog()));
+      put("store/errors", std::to_string(sqlite_->errors()));
     }
   });
 }

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <boost/asio/post.hpp>
 
+#include "broker/fault.hpp"
 #include "mqtt/topic.hpp"
 
 namespace petrel::broker {
@@ -16,13 +17,13 @@ Broker::Broker(BrokerConfig config, RetainedStore& retained, SessionStore& sessi
       session_store_(sessions),
       housekeeping_(housekeeping),
       deadlines_(housekeeping, [this](const SessionPtr& s, Deadlines::Kind kind, Clock::time_point due) {
-        on_deadline(s, kind, due);
+        contain("a session deadline", [&] { on_deadline(s, kind, due); });
       }) {
   session_store_.set_commit_listener([this](std::uint64_t committed) { on_commit(committed); });
   if (config_.sys_interval.count() > 0) {
     sys_timer_ = std::make_unique<boost::asio::steady_timer>(housekeeping_);
     boost::asio::post(housekeeping_, [this] {
-      publish_sys();
+      contain("publishing $SYS", [this] { publish_sys(); });
       start_sys_timer();
     });
   }
@@ -404,16 +405,25 @@ void Broker::send_retained(const SessionPtr& session, const std::string& filter,
 
 // ---------------------------------------------------------------- $SYS --
 
+void Broker::housekeeping_error(std::string_view task, std::string_view what) noexcept {
+  Stats::add(stats_.internal_errors);
+  try {
+    spdlog::error("internal error while {}, housekeeping continues: {}", task, what);
+  } catch (...) {
+  }
+}
+
 void Broker::start_sys_timer() {
   sys_timer_->expires_after(config_.sys_interval);
   sys_timer_->async_wait([this](const boost::system::error_code& ec) {
     if (ec) return;
-    publish_sys();
+    contain("publishing $SYS", [this] { publish_sys(); });
     start_sys_timer();
   });
 }
 
 void Broker::publish_sys() {
+  fault::check("sys");
   auto put = [this](const std::string& topic, std::string value) {
     publish(std::make_shared<Message>("$SYS/broker/" + topic, std::move(value), 0, true, mqtt::Properties{}, ""));
     if (sys_topic_names_.insert(topic).second) sys_topics_.store(sys_topic_names_.size(), std::memory_order_relaxed);
@@ -431,6 +441,8 @@ void Broker::publish_sys() {
   put("bytes/received", std::to_string(Stats::get(stats_.bytes_received)));
   put("bytes/sent", std::to_string(Stats::get(stats_.bytes_sent)));
   put("subscriptions/count", std::to_string(Stats::get(stats_.subscriptions)));
+  put("errors/protocol", std::to_string(Stats::get(stats_.protocol_errors)));
+  put("errors/internal", std::to_string(Stats::get(stats_.internal_errors)));
   put("retained messages/count", std::to_string(retained_.size()));
   const SysPut sys_put = put;
   for (const auto& source : sys_sources_) source(sys_put);

@@ -103,6 +103,19 @@ class Broker {
   void publish_sys();
   Session::QueueLimits queue_limits(bool queue_qos0_offline) const;
   void start_sys_timer();
+  // Runs a housekeeping task; an exception it throws is logged and counted
+  // (Stats::internal_errors), and the housekeeping loop goes on.
+  template <class F>
+  void contain(std::string_view task, F&& fn) noexcept {
+    try {
+      fn();
+    } catch (const std::exception& e) {
+      housekeeping_error(task, e.what());
+    } catch (...) {
+      housekeeping_error(task, "an exception that is not a std::exception");
+    }
+  }
+  void housekeeping_error(std::string_view task, std::string_view what) noexcept;
   void on_commit(std::uint64_t committed);
 
   BrokerConfig config_;

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <random>
 
+#include "broker/fault.hpp"
 #include "mqtt/topic.hpp"
 #include "mqtt/wire.hpp"
 
@@ -72,6 +73,7 @@ void Client::handle(const mqtt::Frame& frame) {
     return;
   }
   mqtt::Packet packet = mqtt::decode(frame, version_);
+  fault::check("packet", mqtt::to_string(mqtt::packet_type(packet)));
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
   if (user_properties > broker_.config().max_user_properties)
     throw mqtt::ProtocolError(ReasonCode::QuotaExceeded,
@@ -121,6 +123,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     }
     return;
   }
+  fault::check("packet", "CONNECT");
   version_ = c.version;
   const auto& cfg = broker_.config();
   const bool v5 = version_ == Version::V5;
@@ -469,6 +472,16 @@ void Client::on_timeout() {
 void Client::on_closed(std::string_view why) {
   if (state_ == State::Closing) return;
   end(true, why);
+}
+
+void Client::on_internal_error(std::string_view what) {
+  if (state_ == State::Closing) return;
+  if (state_ == State::Connected && version_ == Version::V5) {
+    mqtt::Disconnect d{ReasonCode::UnspecifiedError, {}};
+    d.properties.reason_string = "internal error";
+    send(d);
+  }
+  end(true, fmt::format("internal error: {}", what), ReasonCode::UnspecifiedError);
 }
 
 void Client::fail(ReasonCode rc, std::string_view why) {

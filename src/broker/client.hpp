@@ -36,6 +36,11 @@ class Client {
   void on_timeout();
   // The network connection is gone; `why` says how, for the log.
   void on_closed(std::string_view why);
+  // An unexpected exception escaped the handling of this connection (a bug,
+  // std::bad_alloc): the connection ends as after a protocol error, v5
+  // clients get DISCONNECT 0x80, the will is published. The caller (the
+  // connection's boundary, net::Connection::dispatch) counts and logs it.
+  void on_internal_error(std::string_view what);
 
   bool connected() const { return state_ == State::Connected; }
   bool closing() const { return state_ == State::Closing; }

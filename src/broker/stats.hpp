@@ -10,7 +10,6 @@ namespace petrel::broker {
 
 struct Stats {
   std::atomic<std::uint64_t> clients_connected{0};
-  std::atomic<std::uint64_t> connections_accepted{0};
   std::atomic<std::uint64_t> messages_received{0};
   std::atomic<std::uint64_t> messages_sent{0};
   std::atomic<std::uint64_t> publish_received{0};

@@ -138,6 +138,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   void handshake_failed(const std::string& label, const std::string& reason);
   template <class F>
   void dispatch(F&& fn);
+  void contain(std::string_view what);
 
   Stream stream_;
   std::shared_ptr<boost::asio::ssl::context> tls_context_;

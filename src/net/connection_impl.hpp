@@ -108,7 +108,6 @@ void Connection<Stream>::post_start() {
 
 template <class Stream>
 void Connection<Stream>::start() {
-  broker::Stats::add(broker_.stats().connections_accepted);
   boost::system::error_code ec;
   socket().set_option(asio::ip::tcp::no_delay(true), ec);
   deadline_ = Clock::now() + broker_.config().connect_timeout;
@@ -128,10 +127,34 @@ template <class F>
 void Connection<Stream>::dispatch(F&& fn) {
   const bool outer = !in_dispatch_;
   in_dispatch_ = true;
-  fn();
+  // The connection's boundary: whatever its protocol handling throws (a
+  // bug, std::bad_alloc) ends this connection only, never the loop.
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    contain(e.what());
+  } catch (...) {
+    contain("an exception that is not a std::exception");
+  }
   if (outer) {
     in_dispatch_ = false;
     start_write();
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::contain(std::string_view what) {
+  broker::Stats::add(broker_.stats().internal_errors);
+  spdlog::error("internal error on the connection of client '{}' from {}, closing that connection: {}",
+                client_.client_id(), peer_, what);
+  try {
+    client_.on_internal_error(what);
+  } catch (...) {
+    // Not even a clean goodbye: drop the socket.
+    try {
+      shutdown("internal error");
+    } catch (...) {
+    }
   }
 }
 

@@ -9,6 +9,7 @@
 
 #include "mqtt/properties.hpp"
 #include "mqtt/wire.hpp"
+#include "broker/fault.hpp"
 #include "store/memory_store.hpp"
 
 namespace petrel::store {
@@ -534,65 +535,81 @@ void SqliteStore::run() {
   std::vector<Op> batch;
   auto retry_delay = std::chrono::milliseconds(100);
   while (true) {
-    std::uint64_t last = 0;
-    bool stop = false;
-    {
+    // The writer thread never ends silently: an unexpected error outside a
+    // commit (a commit's own failure is retried in write_batch) is logged,
+    // counted, and the thread goes on; the batch it held is retried.
+    try {
+      if (!write_batch(batch, retry_delay)) return;
+    } catch (const std::exception& e) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error("store '{}': unexpected error in the writer thread, it goes on: {}", options_.path, e.what());
       std::unique_lock lock(mutex_);
-      // How many pending changes may be committed: those before the first
-      // change of the earliest group still in progress (all at shutdown).
-      auto ready = [&]() -> std::size_t {
-        if (stopping_ || open_groups_.empty()) return pending_.size();
-        const std::uint64_t first = enqueued_ - pending_.size() + 1;
-        const std::uint64_t limit = *open_groups_.begin();
-        return limit <= first ? 0 : std::min<std::size_t>(pending_.size(), limit - first);
-      };
-      if (batch.empty()) {
-        if (options_.sync) {
-          while (ready() == 0 && !stopping_) {
-            writer_waiting_ = true;
-            wake_writer_.wait(lock);
-          }
-        } else {
-          wake_writer_.wait_for(lock, options_.flush_interval, [&] { return stopping_; });
-        }
-      }
-      // Take the ready prefix, in order (after a failed batch: behind it).
-      const std::size_t n = ready();
-      last = enqueued_ - (pending_.size() - n);
-      std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
-      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
-      stop = stopping_;
+      wake_writer_.wait_for(lock, retry_delay);
     }
-    if (!batch.empty()) {
-      try {
-        apply(batch);
-        batch.clear();
-        retry_delay = std::chrono::milliseconds(100);
-      } catch (const std::exception& e) {
-        // Disk full, I/O error: keep the batch (nothing is acknowledged
-        // before it commits) and retry; the event loops are not blocked.
-        spdlog::error("store '{}': write failed, retrying in {} ms: {}", options_.path, retry_delay.count(), e.what());
-        std::unique_lock lock(mutex_);
-        wake_writer_.wait_for(lock, retry_delay);
-        retry_delay = std::min(retry_delay * 2, std::chrono::milliseconds(5000));
-        if (stopping_ && retry_delay >= std::chrono::milliseconds(5000)) {
-          spdlog::error("store '{}': giving up on {} changes at shutdown", options_.path, batch.size());
-          return;
-        }
-        continue;
-      }
-      // Tickets up to `last` were all in this or earlier batches.
-      committed_.store(last, std::memory_order_release);
-      commits_.fetch_add(1, std::memory_order_relaxed);
-      if (commit_listener_) commit_listener_(last);
-    } else {
-      committed_.store(last, std::memory_order_release);
-    }
-    if (stop) return;
   }
 }
 
+bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay) {
+  std::uint64_t last = 0;
+  bool stop = false;
+  {
+    std::unique_lock lock(mutex_);
+    // How many pending changes may be committed: those before the first
+    // change of the earliest group still in progress (all at shutdown).
+    auto ready = [&]() -> std::size_t {
+      if (stopping_ || open_groups_.empty()) return pending_.size();
+      const std::uint64_t first = enqueued_ - pending_.size() + 1;
+      const std::uint64_t limit = *open_groups_.begin();
+      return limit <= first ? 0 : std::min<std::size_t>(pending_.size(), limit - first);
+    };
+    if (batch.empty()) {
+      if (options_.sync) {
+        while (ready() == 0 && !stopping_) {
+          writer_waiting_ = true;
+          wake_writer_.wait(lock);
+        }
+      } else {
+        wake_writer_.wait_for(lock, options_.flush_interval, [&] { return stopping_; });
+      }
+    }
+    // Take the ready prefix, in order (after a failed batch: behind it).
+    const std::size_t n = ready();
+    last = enqueued_ - (pending_.size() - n);
+    std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
+    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    stop = stopping_;
+  }
+  if (!batch.empty()) {
+    try {
+      apply(batch);
+      batch.clear();
+      retry_delay = std::chrono::milliseconds(100);
+    } catch (const std::exception& e) {
+      errors_.fetch_add(1, std::memory_order_relaxed);
+      // Disk full, I/O error: keep the batch (nothing is acknowledged
+      // before it commits) and retry; the event loops are not blocked.
+      spdlog::error("store '{}': write failed, retrying in {} ms: {}", options_.path, retry_delay.count(), e.what());
+      std::unique_lock lock(mutex_);
+      wake_writer_.wait_for(lock, retry_delay);
+      retry_delay = std::min(retry_delay * 2, std::chrono::milliseconds(5000));
+      if (stopping_ && retry_delay >= std::chrono::milliseconds(5000)) {
+        spdlog::error("store '{}': giving up on {} changes at shutdown", options_.path, batch.size());
+        return false;
+      }
+      return true;
+    }
+    // Tickets up to `last` were all in this or earlier batches.
+    committed_.store(last, std::memory_order_release);
+    commits_.fetch_add(1, std::memory_order_relaxed);
+    if (commit_listener_) commit_listener_(last);
+  } else {
+    committed_.store(last, std::memory_order_release);
+  }
+  return !stop;
+}
+
 void SqliteStore::apply(std::vector<Op>& batch) {
+  fault::check("store", "write");
   if (!statements_for_writes_) {
     statements_for_writes_ = std::make_unique<Statements>(Statements{
         prepare("INSERT OR REPLACE INTO retained (topic, payload, qos, props, origin, expires_at) VALUES (?,?,?,?,?,?)"),

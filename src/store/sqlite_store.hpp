@@ -105,6 +105,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
 
   // For tests and $SYS: transactions committed and changes written.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
+  // Failed commits (each retried) and other errors of the writer thread.
+  std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
   // Changes reported and not committed yet (the writer's backlog).
   std::uint64_t backlog();
 
@@ -114,6 +116,9 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   struct Statements;
   void push(Op op);
   void run();
+  // Commits the ready prefix of the journal (or retries `batch`); false
+  // once the store is stopping and everything is written.
+  bool write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay);
   void apply(std::vector<Op>& batch);
   void exec(const char* sql);
   sqlite3_stmt* prepare(const char* sql);
@@ -140,6 +145,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::multiset<std::uint64_t> open_groups_;
   std::atomic<std::uint64_t> committed_{0};
   std::atomic<std::uint64_t> commits_{0};
+  std::atomic<std::uint64_t> errors_{0};
   std::thread writer_;
   std::vector<sqlite3_stmt*> statements_;
   std::unique_ptr<Statements> statements_for_writes_;
