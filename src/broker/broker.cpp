@@ -31,7 +31,7 @@ Broker::Broker(BrokerConfig config, RetainedStore& retained, SessionStore& sessi
 
 Broker::~Broker() { session_store_.set_commit_listener(nullptr); }
 
-void Broker::wake_when_committed(std::uint64_t ticket, std::weak_ptr<Transport> link) {
+void Broker::wake_when_committed(std::uint64_t ticket, std::weak_ptr<SessionLink> link) {
   {
     std::lock_guard lock(waiters_mutex_);
     // The store publishes committed() before it calls on_commit, which takes
@@ -46,7 +46,7 @@ void Broker::wake_when_committed(std::uint64_t ticket, std::weak_ptr<Transport> 
 }
 
 void Broker::on_commit(std::uint64_t committed) {
-  std::vector<std::weak_ptr<Transport>> due;
+  std::vector<std::weak_ptr<SessionLink>> due;
   {
     std::lock_guard lock(waiters_mutex_);
     auto end = waiters_.upper_bound(committed);
@@ -59,9 +59,9 @@ void Broker::on_commit(std::uint64_t committed) {
 
 // ------------------------------------------------------------- sessions --
 
-Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, std::uint32_t expiry_interval,
-                                mqtt::Version version, std::optional<WillMessage> will,
-                                const std::shared_ptr<Transport>& link) {
+Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, std::uint32_t expiry_interval,
+                                std::optional<WillMessage> will, const std::shared_ptr<SessionLink>& link) {
+  const std::string& client_id = identity->client_id;
   std::vector<MessagePtr> wills_due;
   Attached out;
   {
@@ -74,8 +74,8 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
       // session's generation moved on and do nothing.
       if (s->online()) Stats::sub(stats_.clients_connected);
       if (auto old = s->link.lock()) {
-        spdlog::info("client {} taken over by a new connection from {} (old connection {})", client_id, link->peer(),
-                     old->peer());
+        spdlog::info("client {} taken over by a new connection from {} (old connection {})", client_id,
+                     identity->peer, s->identity ? s->identity->peer : std::string("?"));
         old->kick(mqtt::ReasonCode::SessionTakenOver);
       }
       s->link.reset();
@@ -86,9 +86,12 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
       // old one had a session expiry of 0 (its state must never be reused,
       // [MQTT-3.1.2-6]). Otherwise it is resumed.
       const bool ends = clean_start || s->expiry_interval == 0;
-      // The old connection's will: a resumed session cancels a delayed will.
+      // The old connection's will (docs/architecture.md, "Wills"): a new
+      // connection to the session before the will was published means it is
+      // never published [MQTT-3.1.3-9], unless the session ends here, which
+      // makes it due at once.
       if (s->will) {
-        if (ends || s->will->delay == 0) wills_due.push_back(s->will->to_message());
+        if (ends) will_due(*s->will, s->identity, wills_due);
         s->will.reset();
       }
       lock.unlock();
@@ -107,6 +110,8 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     const bool was_stored = out.session_present && s->persistent();
     s->generation++;
     s->link = link;
+    s->identity = identity;
+    s->changed_at = std::chrono::system_clock::now();
     s->set_online(true);
     s->expiry_interval = expiry_interval;
     s->will = will ? std::make_unique<WillMessage>(std::move(*will)) : nullptr;
@@ -114,7 +119,7 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
     out.generation = s->generation;
     out.session = s;
     if (expiry_interval > 0) {
-      session_store_.session_saved(client_id, expiry_interval, version, s->will.get());
+      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get());
     } else if (was_stored) {
       // Resumed with expiry 0: it ends with this connection (or a crash).
       session_store_.session_deleted(client_id);
@@ -123,6 +128,14 @@ Broker::Attached Broker::attach(const std::string& client_id, bool clean_start, 
   Stats::add(stats_.clients_connected);
   for (const auto& w : wills_due) publish(w);
   return out;
+}
+
+void Broker::will_due(const WillMessage& will, const IdentityPtr& identity, std::vector<MessagePtr>& out) {
+  if (identity && !authorizer_->may_publish(*identity, will.will.topic, will.will.qos, will.will.retain)) {
+    spdlog::info("will of client {} on '{}' not published: not authorized", will.client_id, will.will.topic);
+    return;
+  }
+  out.push_back(will.to_message());
 }
 
 void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool publish_will) {
@@ -135,6 +148,7 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     session->link.reset();
     session->set_online(false);
     session->wake_pending = false;
+    session->changed_at = std::chrono::system_clock::now();
     ++session->generation;
     std::unique_ptr<WillMessage> will = std::move(session->will);
     session->will.reset();
@@ -142,13 +156,13 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     const std::uint32_t expiry = session->expiry_interval;
     if (expiry == 0) {
       lock.unlock();
-      if (will) wills_due.push_back(will->to_message());  // the session ends now, so its will is due now
+      if (will) will_due(*will, session->identity, wills_due);  // the session ends now, so its will is due now
       end_session_locked(session, wills_due);
     } else {
       if (will) {
         const std::uint32_t delay = std::min(will->delay, expiry);
         if (delay == 0) {
-          wills_due.push_back(will->to_message());
+          will_due(*will, session->identity, wills_due);
         } else {
           session->will = std::move(will);
           deadlines_.set(session, Deadlines::Kind::Will, Clock::now() + std::chrono::seconds(delay));
@@ -167,7 +181,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
   {
     std::lock_guard lock(session->mutex);
     subs.swap(session->subscriptions);
-    if (session->will) wills.push_back(session->will->to_message());
+    if (session->will) will_due(*session->will, session->identity, wills);
     session->will.reset();
     session->clear_queue();
     session->inflight.clear();
@@ -192,15 +206,15 @@ void Broker::remove_subscriptions(Session& session, const std::unordered_map<std
 void Broker::on_deadline(const SessionPtr& s, Deadlines::Kind kind, Clock::time_point due) {
   std::vector<MessagePtr> wills_due;
   if (kind == Deadlines::Kind::Will) {
-    std::unique_ptr<WillMessage> will;
     {
       std::lock_guard lock(s->mutex);
       if (s->will_due != due) return;  // resumed or rescheduled meanwhile
       s->will_due = {};
-      will = std::move(s->will);
+      auto will = std::move(s->will);
+      if (will) will_due(*will, s->identity, wills_due);
       if (will && s->persistent()) session_store_.will_cleared(s->client_id());
     }
-    if (will) publish(will->to_message());
+    for (const auto& w : wills_due) publish(w);
     return;
   }
   {
@@ -229,6 +243,17 @@ void Broker::disconnect_all(mqtt::ReasonCode reason) {
   }
 }
 
+namespace {
+// What is known of a restored session's client until it connects again.
+IdentityPtr restored_identity(const StoredSession& st) {
+  auto id = std::make_shared<ClientIdentity>();
+  id->client_id = st.client_id;
+  id->version = st.version;
+  id->clean_start = false;
+  return id;
+}
+}  // namespace
+
 Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
   Restored r;
   const auto unix_now = std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -245,12 +270,15 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
         (!never_expires && offline_ms >= static_cast<std::int64_t>(st.expiry_interval) * 1000)) {
       ++r.expired_sessions;
       // Its will is due now: the session ended while the broker was down.
-      if (st.will) wills_due.push_back(st.will->to_message());
+      if (st.will) will_due(*st.will, restored_identity(st), wills_due);
       session_store_.session_deleted(st.client_id);
       continue;
     }
     auto s = std::make_shared<Session>(st.client_id);
     std::lock_guard lock(s->mutex);
+    s->identity = restored_identity(st);
+    s->changed_at = st.disconnected_at ? std::chrono::system_clock::time_point(std::chrono::milliseconds(*st.disconnected_at))
+                                       : std::chrono::system_clock::now();
     s->expiry_interval = st.expiry_interval;
     s->generation = 1;
     for (auto& [filter, entry] : st.subscriptions) {
@@ -282,7 +310,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
     if (st.will) {
       const std::int64_t left = static_cast<std::int64_t>(std::min(st.will->delay, st.expiry_interval)) * 1000 - offline_ms;
       if (left <= 0) {
-        wills_due.push_back(st.will->to_message());
+        will_due(*st.will, s->identity, wills_due);
         session_store_.will_cleared(st.client_id);
       } else {
         s->will = std::make_unique<WillMessage>(std::move(*st.will));
@@ -320,6 +348,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
   std::sort(matches.begin(), matches.end(),
             [](const SubscriptionMatch& a, const SubscriptionMatch& b) { return a.session.get() < b.session.get(); });
   std::size_t delivered = 0;
+  Authorizer* const check = reader_check();
   for (std::size_t i = 0; i < matches.size();) {
     Session* target = matches[i].session.get();
     Delivery d;
@@ -335,7 +364,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
     }
     if (any) {
       d.message = m;
-      auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline));
+      auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline), check);
       if (r.queued) ++delivered;
       if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
     }
@@ -398,7 +427,7 @@ void Broker::send_retained(const SessionPtr& session, const std::string& filter,
     d.qos = std::min(m->qos(), entry.options.qos);
     d.retain = true;
     if (entry.subscription_id) d.subscription_ids.push_back(entry.subscription_id);
-    auto r = session->enqueue(std::move(d), queue_limits(true));
+    auto r = session->enqueue(std::move(d), queue_limits(true), reader_check());
     if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
   }
 }

@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "broker/authorizer.hpp"
 #include "broker/config.hpp"
 #include "broker/deadlines.hpp"
 #include "broker/session.hpp"
@@ -53,11 +54,12 @@ class Broker {
     bool session_present = false;
     std::uint64_t generation = 0;
   };
-  // Attaches a connection to the session of `client_id`, taking it over from
-  // another connection if there is one (which is kicked with 0x8E). Handles
-  // clean start and the wills that takeover makes due.
-  Attached attach(const std::string& client_id, bool clean_start, std::uint32_t expiry_interval, mqtt::Version version,
-                  std::optional<WillMessage> will, const std::shared_ptr<Transport>& link);
+  // Attaches a connection (`link`, of client `identity`) to the session of
+  // identity->client_id, taking it over from another connection if there is
+  // one (which is kicked with 0x8E). Handles clean start and the wills that
+  // takeover makes due.
+  Attached attach(const IdentityPtr& identity, bool clean_start, std::uint32_t expiry_interval,
+                  std::optional<WillMessage> will, const std::shared_ptr<SessionLink>& link);
 
   // The connection of generation `generation` ended. `publish_will`: the
   // connection ended without a normal DISCONNECT (or with 0x04).
@@ -81,7 +83,12 @@ class Broker {
 
   // Wakes `link` (its connection then sends what it held back) once the
   // session store has committed `ticket`; at once if it has already.
-  void wake_when_committed(std::uint64_t ticket, std::weak_ptr<Transport> link);
+  void wake_when_committed(std::uint64_t ticket, std::weak_ptr<SessionLink> link);
+
+  // Access control (broker/authorizer.hpp). AllowAll unless one is set;
+  // set it before the first connection, and keep it alive with the broker.
+  void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
+  Authorizer& authorizer() { return *authorizer_; }
 
   // Kicks every connection (server shutting down).
   void disconnect_all(mqtt::ReasonCode reason);
@@ -97,6 +104,11 @@ class Broker {
 
  private:
   void end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills);
+  // Adds `will` to `out` unless its client may not publish it (a will is
+  // checked when it is published, with the identity of its session).
+  void will_due(const WillMessage& will, const IdentityPtr& identity, std::vector<MessagePtr>& out);
+  // The authorizer to ask at delivery, or null when it does not check deliveries.
+  Authorizer* reader_check() const { return authorizer_->checks_delivery() ? authorizer_ : nullptr; }
   void remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs);
   // A session's delayed will or expiry has come (Deadlines, housekeeping loop).
   void on_deadline(const SessionPtr& session, Deadlines::Kind kind, Clock::time_point due);
@@ -123,11 +135,13 @@ class Broker {
   SessionStore& session_store_;
   boost::asio::io_context& housekeeping_;
   Stats stats_;
+  AllowAll allow_all_;
+  Authorizer* authorizer_ = &allow_all_;
   TopicTree tree_;
   Deadlines deadlines_;
 
   std::mutex waiters_mutex_;  // a leaf: no other lock is taken while it is held
-  std::multimap<std::uint64_t, std::weak_ptr<Transport>> waiters_;
+  std::multimap<std::uint64_t, std::weak_ptr<SessionLink>> waiters_;
 
   mutable std::mutex registry_mutex_;
   std::unordered_map<std::string, SessionPtr> sessions_;

@@ -45,6 +45,15 @@ std::size_t user_property_count(const T& packet) {
 
 }  // namespace
 
+// A CONNECT accepted by the protocol checks, waiting for access control.
+struct Client::PendingConnect {
+  mqtt::Connack ack;
+  std::uint32_t expiry = 0;
+  bool clean_start = true;
+  std::optional<WillMessage> will;
+  IdentityPtr identity;
+};
+
 Client::Client(Broker& broker, Transport& transport)
     : broker_(broker), transport_(transport), reader_(broker.config().max_packet_size) {}
 
@@ -55,8 +64,14 @@ Client::~Client() = default;
 void Client::on_bytes(std::string_view data) {
   if (state_ == State::Closing) return;
   reader_.feed(data);
+  process();
+}
+
+void Client::process() {
   try {
-    while (state_ != State::Closing) {
+    // While Authenticating, frames wait in the reader (a client may send
+    // packets before it sees its CONNACK).
+    while (state_ == State::AwaitConnect || state_ == State::Connected) {
       auto frame = reader_.next();
       if (!frame) break;
       handle(*frame);
@@ -151,7 +166,8 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   if (c.will && c.will->retain && !cfg.retain_available)
     return refuse_connect(version_, ReasonCode::RetainNotSupported, "will retain not supported");
 
-  mqtt::Connack ack;
+  auto p = std::make_unique<PendingConnect>();
+  mqtt::Connack& ack = p->ack;
   keep_alive_ = c.keep_alive;
   if (c.keep_alive > cfg.max_keep_alive || (c.keep_alive == 0 && cfg.max_keep_alive < 65535)) {
     if (!v5) {
@@ -176,34 +192,66 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   } else {
     expiry = c.clean_start ? 0 : std::min<std::uint32_t>(0xFFFFFFFF, cfg.max_session_expiry);
   }
+  p->expiry = expiry;
+  p->clean_start = c.clean_start;
 
   client_id_ = c.client_id;
-  if (!identity_from_certificate_) username_ = c.username;
   if (client_id_.empty()) {
     client_id_ = assigned_client_id();
     if (v5) ack.properties.assigned_client_identifier = client_id_;
   }
 
-  std::optional<WillMessage> will;
   if (c.will) {
     const std::uint32_t delay = c.will->properties.will_delay_interval.value_or(0);
     c.will->properties.will_delay_interval.reset();
-    will = WillMessage{std::move(*c.will), client_id_, delay};
+    p->will = WillMessage{std::move(*c.will), client_id_, delay};
   }
 
-  auto attached =
-      broker_.attach(client_id_, c.clean_start, expiry, version_, std::move(will), transport_.shared_transport());
-  session_ = attached.session;
-  generation_ = attached.generation;
-  state_ = State::Connected;
+  auto identity = std::make_shared<ClientIdentity>();
+  identity->client_id = client_id_;
+  identity->username = identity_from_certificate_ ? certificate_identity_ : c.username;
+  identity->username_from_certificate = identity_from_certificate_ && certificate_identity_.has_value();
+  identity->listener = transport_.listener();
+  identity->peer = transport_.peer();
+  identity->version = version_;
+  identity->keep_alive = keep_alive_;
+  identity->clean_start = c.clean_start;
+  identity->connected_at = std::chrono::system_clock::now();
+  p->identity = std::move(identity);
 
-  ack.session_present = attached.session_present;
-  // A persistent session is acknowledged once it is stored: a client told
-  // "session present" after a crash must find what it was told about.
-  if (expiry > 0 && broker_.session_store().acks_wait()) {
-    hold_until(broker_.session_store().thread_ticket());
-    connack_held_ = !held_.empty();
+  // Access control decides, now or later (broker/authorizer.hpp). A later
+  // answer comes back through the connection's own loop, and only if the
+  // connection is still there.
+  state_ = State::Authenticating;
+  pending_ = std::move(p);
+  const ConnectRequest request{*pending_->identity, c.password, c.properties};
+  auto decision = broker_.authorizer().authenticate(
+      request, [link = std::weak_ptr<SessionLink>(transport_.shared_link()), this](ConnectDecision d) {
+        if (auto l = link.lock()) {
+          l->post([this, d = std::move(d)] {
+            on_authenticated(d);
+            process();  // packets that arrived while the decision was pending
+          });
+        }
+      });
+  if (decision) on_authenticated(*decision);
+}
+
+void Client::on_authenticated(const ConnectDecision& decision) {
+  if (state_ != State::Authenticating) return;
+  auto p = std::move(pending_);
+  if (decision.reason != ReasonCode::Success) {
+    Stats::add(broker_.stats().connect_denied);
+    return refuse_connect(version_, decision.reason,
+                          decision.why.empty() ? std::string("refused by access control") : decision.why);
   }
+  complete_connect(*p);
+}
+
+void Client::complete_connect(PendingConnect& p) {
+  const auto& cfg = broker_.config();
+  const bool v5 = version_ == Version::V5;
+  mqtt::Connack& ack = p.ack;
   if (v5) {
     if (cfg.receive_maximum != 65535) ack.properties.receive_maximum = cfg.receive_maximum;
     ack.properties.maximum_packet_size = cfg.max_packet_size;
@@ -211,10 +259,36 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     if (cfg.max_qos < 2) ack.properties.maximum_qos = cfg.max_qos;
     if (!cfg.retain_available) ack.properties.retain_available = 0;
   }
-  send(ack);
+  // A CONNACK that cannot fit the client's Maximum Packet Size even without
+  // its Reason String and User Properties cannot be sent at all: the client
+  // is closed before it is attached to a session, instead of waiting for an
+  // answer that never comes.
+  if (!encode_fitting(ack)) {
+    spdlog::warn("connection refused: peer={} id={}: the CONNACK ({} bytes) exceeds the client's Maximum Packet "
+                 "Size {}",
+                 transport_.peer(), client_id_, scratch.size(), peer_max_packet_size_);
+    state_ = State::Closing;
+    transport_.close(ReasonCode::PacketTooLarge);
+    return;
+  }
+  identity_ = p.identity;
+  const std::uint64_t mark = store_mark();
+  auto attached = broker_.attach(identity_, p.clean_start, p.expiry, std::move(p.will), transport_.shared_link());
+  session_ = attached.session;
+  generation_ = attached.generation;
+  state_ = State::Connected;
+  ack.session_present = attached.session_present;
+  // A persistent session is acknowledged once it is stored: a client told
+  // "session present" after a crash must find what it was told about.
+  if (p.expiry > 0) {
+    hold_if_stored_since(mark);
+    connack_held_ = !held_.empty();
+  }
+  if (!send(ack)) return;
   spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}{}",
-               client_id_, transport_.peer(), mqtt::to_string(version_), c.clean_start, keep_alive_,
-               attached.session_present, username_ ? fmt::format(" user={}", *username_) : std::string());
+               client_id_, transport_.peer(), mqtt::to_string(version_), p.clean_start, keep_alive_,
+               attached.session_present,
+               identity_->username ? fmt::format(" user={}", *identity_->username) : std::string());
   if (attached.session_present) resend_inflight();
   flush();
 }
@@ -275,12 +349,22 @@ void Client::on_publish(mqtt::Publish& p) {
     }
     return;
   }
+  if (!broker_.authorizer().may_publish(*identity_, p.topic, p.qos, p.retain)) {
+    // As Mosquitto does: acknowledged and dropped (v5: with 0x87).
+    Stats::add(broker_.stats().publish_denied);
+    spdlog::debug("client {}: PUBLISH to '{}' not authorized, dropped", client_id_, p.topic);
+    if (p.qos > 0) {
+      send(mqtt::PubAck{p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
+                        ReasonCode::NotAuthorized, {}});
+    }
+    return;
+  }
   // With a durable store, the ack waits until what this PUBLISH changed
   // (deliveries to persistent sessions, the retained message, the QoS 2
   // packet id) is committed.
   auto& store = broker_.session_store();
   const bool acks_wait = p.qos > 0 && store.acks_wait();
-  const std::uint64_t ticket_before = acks_wait ? store.thread_ticket() : 0;
+  const std::uint64_t mark = store_mark();
   // A QoS 2 packet id and the deliveries it routed are committed together:
   // after a crash the resent PUBLISH is either known with all its
   // deliveries, or unknown and routed again (and none was sent).
@@ -318,10 +402,7 @@ void Client::on_publish(mqtt::Publish& p) {
     ack.type = p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec;
     ack.packet_id = p.packet_id;
     ack.reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
-    if (acks_wait) {
-      const std::uint64_t ticket = store.thread_ticket();
-      if (ticket != ticket_before) hold_until(ticket);
-    }
+    hold_if_stored_since(mark);
     send(ack);
   }
 }
@@ -330,7 +411,7 @@ void Client::on_puback(const mqtt::PubAck& a) {
   using mqtt::PacketType;
   std::optional<mqtt::PubAck> reply;
   auto& store = broker_.session_store();
-  const std::uint64_t ticket_before = store.thread_ticket();
+  const std::uint64_t mark = store_mark();
   {
     std::lock_guard lock(session_->mutex);
     if (session_->generation != generation_) return;
@@ -375,7 +456,7 @@ void Client::on_puback(const mqtt::PubAck& a) {
     // released) go out once that state is stored; else a crash would make
     // petrel resend a PUBLISH the receiver has released, or take a new
     // PUBLISH reusing the id for a resend.
-    if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
+    hold_if_stored_since(mark);
     send(*reply);
   }
   flush();
@@ -389,8 +470,7 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
       s.properties.subscription_identifiers.empty() ? 0 : s.properties.subscription_identifiers[0];
   mqtt::Suback ack;
   ack.packet_id = s.packet_id;
-  auto& store = broker_.session_store();
-  const std::uint64_t ticket_before = store.thread_ticket();
+  const std::uint64_t mark = store_mark();
   std::vector<std::pair<const mqtt::Subscription*, mqtt::SubscribeOptions>> retained;
   for (const auto& sub : s.subscriptions) {
     auto shared = mqtt::parse_shared(sub.filter);
@@ -403,6 +483,12 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
     if (shared && sub.options.no_local) mqtt::protocol_error("no local on a shared subscription");
     auto options = sub.options;
     options.qos = std::min(options.qos, cfg.max_qos);
+    if (!broker_.authorizer().may_subscribe(*identity_, sub.filter, options.qos)) {
+      Stats::add(broker_.stats().subscribe_denied);
+      spdlog::debug("client {}: subscription to '{}' not authorized", client_id_, sub.filter);
+      ack.reasons.push_back(ReasonCode::NotAuthorized);
+      continue;
+    }
     const auto result = broker_.subscribe(session_, sub.filter, options, sub_id);
     if (result == Broker::SubscribeResult::QuotaExceeded) {
       ack.reasons.push_back(ReasonCode::QuotaExceeded);
@@ -414,7 +500,7 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
       retained.emplace_back(&sub, options);
   }
   // A subscription of a persistent session is acknowledged once stored.
-  if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
+  hold_if_stored_since(mark);
   send(ack);
   for (const auto& [sub, options] : retained)
     broker_.send_retained(session_, sub->filter, SubscriptionEntry{options, sub_id});
@@ -423,8 +509,7 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
 void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
   mqtt::Unsuback ack;
   ack.packet_id = u.packet_id;
-  auto& store = broker_.session_store();
-  const std::uint64_t ticket_before = store.thread_ticket();
+  const std::uint64_t mark = store_mark();
   for (const auto& filter : u.filters) {
     auto shared = mqtt::parse_shared(filter);
     const bool valid = shared ? mqtt::valid_shared_filter(*shared) : mqtt::valid_topic_filter(filter);
@@ -435,7 +520,7 @@ void Client::on_unsubscribe(const mqtt::Unsubscribe& u) {
     const bool existed = broker_.unsubscribe(session_, filter);
     ack.reasons.push_back(existed ? ReasonCode::Success : ReasonCode::NoSubscriptionExisted);
   }
-  if (store.acks_wait() && store.thread_ticket() != ticket_before) hold_until(store.thread_ticket());
+  hold_if_stored_since(mark);
   send(ack);
 }
 
@@ -515,24 +600,35 @@ void Client::end(bool publish_will, std::string_view why, ReasonCode reason) {
 
 // --------------------------------------------------------------- output --
 
-void Client::send(const mqtt::Packet& p) {
+bool Client::encode_fitting(const mqtt::Packet& p) {
   scratch.clear();
   mqtt::encode(p, version_, scratch);
-  if (scratch.size() > peer_max_packet_size_) {
-    // MQTT 5.0 3.1.2.11.4: leave out Reason String and User Properties
-    // rather than exceed the client's Maximum Packet Size.
-    mqtt::Packet trimmed = p;
-    std::visit(
-        [](auto& x) {
-          if constexpr (requires { x.properties; }) {
-            x.properties.reason_string.reset();
-            x.properties.user_properties.clear();
-          }
-        },
-        trimmed);
-    scratch.clear();
-    mqtt::encode(trimmed, version_, scratch);
-    if (scratch.size() > peer_max_packet_size_) return;
+  if (scratch.size() <= peer_max_packet_size_) return true;
+  // MQTT 5.0 3.1.2.11.4, 3.2.2.3.x: leave out Reason String and User
+  // Properties rather than exceed the client's Maximum Packet Size.
+  mqtt::Packet trimmed = p;
+  std::visit(
+      [](auto& x) {
+        if constexpr (requires { x.properties; }) {
+          x.properties.reason_string.reset();
+          x.properties.user_properties.clear();
+        }
+      },
+      trimmed);
+  scratch.clear();
+  mqtt::encode(trimmed, version_, scratch);
+  return scratch.size() <= peer_max_packet_size_;
+}
+
+bool Client::send(const mqtt::Packet& p) {
+  if (!encode_fitting(p)) {
+    // No packet may exceed the client's Maximum Packet Size [MQTT-3.1.2-24],
+    // and this one cannot be left out: the connection cannot go on.
+    spdlog::warn("client {} (peer {}): a {} of {} bytes does not fit its Maximum Packet Size {}, closing", client_id_,
+                 transport_.peer(), mqtt::to_string(mqtt::packet_type(p)), scratch.size(), peer_max_packet_size_);
+    if (state_ != State::Closing) end(true, "a packet did not fit the client's Maximum Packet Size",
+                                      ReasonCode::PacketTooLarge);
+    return false;
   }
   if (std::holds_alternative<mqtt::Disconnect>(p)) {
     // The last packet: it does not wait for held-back acks, which the
@@ -544,6 +640,7 @@ void Client::send(const mqtt::Packet& p) {
     out(scratch);
   }
   Stats::add(broker_.stats().messages_sent);
+  return true;
 }
 
 void Client::out(std::string_view bytes) {
@@ -562,11 +659,18 @@ void Client::out_shared(const std::shared_ptr<const std::string>& buf, std::size
   }
 }
 
+void Client::hold_if_stored_since(std::uint64_t mark) {
+  auto& store = broker_.session_store();
+  if (!store.acks_wait()) return;
+  const std::uint64_t ticket = store.thread_ticket();
+  if (ticket != mark) hold_until(ticket);
+}
+
 void Client::hold_until(std::uint64_t ticket) {
   auto& store = broker_.session_store();
   if (store.committed() >= ticket) return;
   held_.push_back(Held{ticket, {}});
-  broker_.wake_when_committed(ticket, transport_.shared_transport());
+  broker_.wake_when_committed(ticket, transport_.shared_link());
 }
 
 void Client::send_held_connack() {
@@ -587,19 +691,6 @@ void Client::release_held() {
     held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
     if (held_.empty()) held_.shrink_to_fit();
   }
-}
-
-std::size_t Client::publish_size(const Delivery& d, Clock::time_point now) const {
-  const auto& m = *d.message;
-  std::size_t n = 2 + m.topic().size() + (d.qos ? 2 : 0) + m.payload().size();
-  if (version_ == Version::V5) {
-    std::size_t props = m.properties_length();
-    if (m.has_expiry()) props += 5;
-    for (auto id : d.subscription_ids) props += 1 + mqtt::varint_size(id);
-    n += mqtt::varint_size(static_cast<std::uint32_t>(props)) + props;
-  }
-  (void)now;
-  return 1 + mqtt::varint_size(static_cast<std::uint32_t>(n)) + n;
 }
 
 void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
@@ -629,7 +720,7 @@ void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) 
     if (alias_out) {
       // An alias adds 3 bytes (and saves the topic once it is known): use it
       // only where the packet still fits the client's Maximum Packet Size.
-      const std::size_t size = publish_size(d, now);
+      const std::size_t size = publish_wire_size(d, version_);
       auto& outbound = aliases().outbound;
       auto it = outbound.find(p.topic);
       if (it != outbound.end() && size + 4 - p.topic.size() <= peer_max_packet_size_) {
@@ -669,61 +760,23 @@ void Client::resend_inflight() {
 void Client::flush() {
   if (state_ != State::Connected) return;
   release_held();
-  struct Out {
-    Delivery delivery;
-    std::uint16_t packet_id;
-  };
-  thread_local std::vector<Out> batch;
+  thread_local std::vector<Outgoing> batch;
   batch.clear();
   const auto& cfg = broker_.config();
-  const std::size_t window = std::min<std::size_t>(cfg.max_inflight, peer_receive_maximum_);
-  const auto now = Clock::now();
-  std::size_t budget = transport_.pending_bytes() < kWriteHighWater ? kWriteHighWater - transport_.pending_bytes() : 0;
-  std::uint64_t dropped = 0;
-  auto& store = broker_.session_store();
-  bool hold = false;
+  const std::size_t pending = transport_.pending_bytes();
+  const DrainLimits limits{std::min<std::size_t>(cfg.max_inflight, peer_receive_maximum_),
+                           pending < kWriteHighWater ? kWriteHighWater - pending : 0, peer_max_packet_size_,
+                           version_};
+  const std::uint64_t mark = store_mark();
+  DrainResult r;
   {
     std::lock_guard lock(session_->mutex);
     if (session_->generation != generation_) return;
     session_->wake_pending = false;
-    auto& queue = session_->queue;
-    while (!queue.empty() && budget > 0) {
-      Delivery& d = queue.front();
-      if (d.message->expired(now)) {
-        if (d.store_id) store.delivery_removed(d.store_id);
-        session_->pop_front();
-        ++dropped;
-        continue;
-      }
-      const std::size_t size = publish_size(d, now);
-      if (size > peer_max_packet_size_) {
-        // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
-        if (d.store_id) store.delivery_removed(d.store_id);
-        session_->pop_front();
-        ++dropped;
-        continue;
-      }
-      std::uint16_t id = 0;
-      if (d.qos > 0) {
-        if (session_->inflight.size() >= window) break;
-        id = session_->allocate_packet_id();
-        if (id == 0) break;
-        Inflight f{d, d.qos == 1 ? OutState::AwaitPuback : OutState::AwaitPubrec, session_->next_order++};
-        if (d.store_id) {
-          store.delivery_state(d.store_id, id, f.state);
-          // Exactly once across a crash: a QoS 2 PUBLISH leaves only once
-          // its packet id is stored, so that a restart resends it with the
-          // same id (the receiver then knows it).
-          hold = hold || d.qos == 2;
-        }
-        session_->inflight.emplace(id, std::move(f));
-      }
-      budget = size >= budget ? 0 : budget - size;
-      batch.push_back(Out{session_->take_front(), id});
-    }
+    r = session_->drain(limits, Clock::now(), broker_.session_store(), batch);
   }
-  if (dropped) Stats::add(broker_.stats().publish_dropped, dropped);
-  if (hold && store.acks_wait()) hold_until(store.thread_ticket());
+  if (r.dropped) Stats::add(broker_.stats().publish_dropped, r.dropped);
+  if (r.hold) hold_if_stored_since(mark);
   for (const auto& o : batch) send_publish(o.delivery, o.packet_id, false);
   batch.clear();
 }

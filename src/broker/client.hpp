@@ -5,6 +5,10 @@
 // owns the per-connection state (protocol version, keep alive, topic aliases,
 // the peer's limits); the per-client-id state lives in its Session.
 //
+// A CONNECT is decided by the broker's Authorizer, which may answer later:
+// meanwhile the client is Authenticating, further packets wait in the frame
+// reader, and the connection stops reading (awaiting_decision()).
+//
 // Threading: every method runs on the connection's event loop.
 #pragma once
 
@@ -30,7 +34,7 @@ class Client {
   void on_bytes(std::string_view data);
   // Deliver what the session has queued, within the flow-control window.
   void flush();
-  // The server ends the connection (takeover, shutdown).
+  // The server ends the connection (takeover, shutdown, an operator).
   void kick(mqtt::ReasonCode reason);
   // The keep-alive or CONNECT deadline passed.
   void on_timeout();
@@ -44,6 +48,8 @@ class Client {
 
   bool connected() const { return state_ == State::Connected; }
   bool closing() const { return state_ == State::Closing; }
+  // The CONNECT waits for the authorizer: read nothing more until it answers.
+  bool awaiting_decision() const { return state_ == State::Authenticating; }
   // The keep alive in force (0 = none). The connection closes after 1.5x.
   std::uint16_t keep_alive() const { return keep_alive_; }
   const std::string& client_id() const { return client_id_; }
@@ -52,18 +58,21 @@ class Client {
   // CONNECT's user name is ignored. Set before CONNECT arrives.
   void set_certificate_identity(std::optional<std::string> identity) {
     identity_from_certificate_ = true;
-    username_ = std::move(identity);
+    certificate_identity_ = std::move(identity);
   }
-  const std::optional<std::string>& username() const { return username_; }
   // Packets held back until the store has committed what they acknowledge;
   // the connection stops reading while too many are.
   std::size_t held_back() const { return held_.size(); }
 
  private:
-  enum class State : std::uint8_t { AwaitConnect, Connected, Closing };
+  enum class State : std::uint8_t { AwaitConnect, Authenticating, Connected, Closing };
+  struct PendingConnect;
 
+  void process();
   void handle(const mqtt::Frame& frame);
   void handle_connect(const mqtt::Frame& frame);
+  void on_authenticated(const ConnectDecision& decision);
+  void complete_connect(PendingConnect& p);
   void on_publish(mqtt::Publish& p);
   void on_puback(const mqtt::PubAck& a);
   void on_subscribe(const mqtt::Subscribe& s);
@@ -74,11 +83,25 @@ class Client {
   void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
   void fail(mqtt::ReasonCode rc, std::string_view why);
   void end(bool publish_will, std::string_view why, mqtt::ReasonCode reason = mqtt::ReasonCode::Success);
-  void send(const mqtt::Packet& p);
+  // Encodes and sends a packet other than a delivery; false if even without
+  // its optional properties it exceeds the client's Maximum Packet Size (the
+  // connection is then closed).
+  bool send(const mqtt::Packet& p);
+  // Encodes `p` into the scratch buffer, without its Reason String and User
+  // Properties if it must to fit the client's Maximum Packet Size; false if
+  // it does not fit even so.
+  bool encode_fitting(const mqtt::Packet& p);
   // Every byte for the peer goes through these: straight to the transport,
   // or behind packets held back for durability (the peer sees them in order).
   void out(std::string_view bytes);
   void out_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length);
+
+  // Durability, in one place: take a mark of the store's journal before
+  // acting on a packet, then hold_if_stored_since(mark): if acting reported
+  // changes to a store whose acknowledgements wait for commits, what is sent
+  // from then on (the ack) waits until they are committed.
+  std::uint64_t store_mark() const { return broker_.session_store().thread_ticket(); }
+  void hold_if_stored_since(std::uint64_t mark);
   // What is sent from now on waits until the store has committed `ticket`.
   void hold_until(std::uint64_t ticket);
   void release_held();
@@ -89,7 +112,6 @@ class Client {
   void send_held_connack();
   void send_publish(const Delivery& d, std::uint16_t packet_id, bool dup);
   void resend_inflight();
-  std::size_t publish_size(const Delivery& d, Clock::time_point now) const;
 
   Broker& broker_;
   Transport& transport_;
@@ -97,8 +119,9 @@ class Client {
   State state_ = State::AwaitConnect;
   mqtt::Version version_ = mqtt::Version::V311;
   std::string client_id_;
-  std::optional<std::string> username_;
+  std::optional<std::string> certificate_identity_;
   bool identity_from_certificate_ = false;
+  IdentityPtr identity_;  // once CONNECT is accepted
   SessionPtr session_;
   std::uint64_t generation_ = 0;
   std::uint16_t keep_alive_ = 0;
@@ -107,6 +130,8 @@ class Client {
   std::uint16_t peer_receive_maximum_ = 65535;
   std::uint32_t peer_max_packet_size_ = 268'435'460;
   std::uint16_t peer_topic_alias_maximum_ = 0;
+  // The CONNECT while the authorizer decides.
+  std::unique_ptr<PendingConnect> pending_;
   // Topic aliases: from the peer (alias -> topic) and to the peer (topic -> alias).
   // Allocated on first use: most connections never use topic aliases, and
   // two empty maps would cost every connection 112 bytes.

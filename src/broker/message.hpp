@@ -62,8 +62,6 @@ class Message {
   // Cached encoding for deliveries without per-subscriber fields.
   EncodedPublish encoded(mqtt::Version v, std::uint8_t qos, bool retain) const;
 
-  std::size_t memory_size() const { return sizeof(*this) + topic_.size() + payload_.size(); }
-
  private:
   std::string topic_;
   std::string payload_;

@@ -2,17 +2,32 @@
 
 #include <algorithm>
 
+#include "broker/authorizer.hpp"
 #include "broker/persistence.hpp"
+#include "mqtt/wire.hpp"
 
 namespace petrel::broker {
 
-Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits) {
-  std::shared_ptr<Transport> to_wake;
+std::size_t publish_wire_size(const Delivery& d, mqtt::Version v) {
+  const auto& m = *d.message;
+  std::size_t n = 2 + m.topic().size() + (d.qos ? 2 : 0) + m.payload().size();
+  if (v == mqtt::Version::V5) {
+    std::size_t props = m.properties_length();
+    if (m.has_expiry()) props += 5;
+    for (auto id : d.subscription_ids) props += 1 + mqtt::varint_size(id);
+    n += mqtt::varint_size(static_cast<std::uint32_t>(props)) + props;
+  }
+  return 1 + mqtt::varint_size(static_cast<std::uint32_t>(n)) + n;
+}
+
+Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits, Authorizer* reader_check) {
+  std::shared_ptr<SessionLink> to_wake;
   EnqueueResult r;
   {
     std::lock_guard lock(mutex);
     const bool is_online = online();
     if (!is_online && d.qos == 0 && !limits.queue_qos0_offline) return r;
+    if (reader_check && identity && !reader_check->may_receive(*identity, *d.message)) return r;
     const std::size_t bytes = cost(d);
     auto full = [&] {
       return queue.size() >= limits.max_messages || (limits.max_bytes && queued_bytes + bytes > limits.max_bytes);
@@ -67,6 +82,42 @@ void Session::clear_queue() {
   queue.clear();
   queued_bytes = 0;
   queued_qos0 = 0;
+}
+
+DrainResult Session::drain(const DrainLimits& limits, Clock::time_point now, SessionStore& store,
+                           std::vector<Outgoing>& out) {
+  DrainResult r;
+  std::size_t budget = limits.budget;
+  while (!queue.empty() && budget > 0) {
+    Delivery& d = queue.front();
+    const bool expired = d.message->expired(now);
+    const std::size_t size = expired ? 0 : publish_wire_size(d, limits.version);
+    if (expired || size > limits.max_packet_size) {
+      // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
+      if (d.store_id) store.delivery_removed(d.store_id);
+      pop_front();
+      ++r.dropped;
+      continue;
+    }
+    std::uint16_t id = 0;
+    if (d.qos > 0) {
+      if (inflight.size() >= limits.window) break;
+      id = allocate_packet_id();
+      if (id == 0) break;
+      Inflight f{d, d.qos == 1 ? OutState::AwaitPuback : OutState::AwaitPubrec, next_order++};
+      if (d.store_id) {
+        store.delivery_state(d.store_id, id, f.state);
+        // Exactly once across a crash: a QoS 2 PUBLISH leaves only once its
+        // packet id is stored, so that a restart resends it with the same id
+        // (the receiver then knows it).
+        r.hold = r.hold || d.qos == 2;
+      }
+      inflight.emplace(id, std::move(f));
+    }
+    budget = size >= budget ? 0 : budget - size;
+    out.push_back(Outgoing{take_front(), id});
+  }
+  return r;
 }
 
 std::uint16_t Session::allocate_packet_id() {

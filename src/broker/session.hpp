@@ -11,6 +11,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -22,12 +23,14 @@
 #include <unordered_map>
 #include <vector>
 
+#include "broker/identity.hpp"
 #include "broker/message.hpp"
 #include "broker/transport.hpp"
 #include "mqtt/packets.hpp"
 
 namespace petrel::broker {
 
+class Authorizer;
 class SessionStore;
 
 // One message on its way to one session.
@@ -45,6 +48,32 @@ struct Inflight {
   Delivery delivery;
   OutState state = OutState::AwaitPuback;
   std::uint64_t order = 0;  // send order, for redelivery in the original order
+};
+
+// The size of the PUBLISH packet that carries `d` in protocol version `v`
+// (with the delivery's own subscription identifiers), without encoding it.
+std::size_t publish_wire_size(const Delivery& d, mqtt::Version v);
+
+// A delivery taken from the queue to be sent, with the packet identifier it
+// was given (0 for QoS 0).
+struct Outgoing {
+  Delivery delivery;
+  std::uint16_t packet_id = 0;
+};
+
+// How much Session::drain may take.
+struct DrainLimits {
+  std::size_t window;              // QoS 1/2 deliveries in flight at most
+  std::size_t budget;              // wire bytes to take at most (the last one may exceed it)
+  std::uint32_t max_packet_size;   // deliveries whose PUBLISH is larger are dropped
+  mqtt::Version version;           // the wire form the sizes are for
+};
+
+struct DrainResult {
+  std::size_t dropped = 0;  // expired, or too large for the receiver
+  // A QoS 2 delivery to a persistent session was given its packet id: with
+  // a durable store, it must not leave before that id is committed.
+  bool hold = false;
 };
 
 struct SubscriptionEntry {
@@ -117,8 +146,18 @@ class Session {
   // 1/2 delivery to a persistent session is reported to the store. When
   // the queue is full, QoS 0 goes first: a QoS 0 message is dropped, and a
   // QoS 1/2 message evicts the oldest queued QoS 0 message if there is one,
-  // else it is dropped itself.
-  EnqueueResult enqueue(Delivery d, const QueueLimits& limits);
+  // else it is dropped itself. With `reader_check`, a message the session's
+  // client may not receive (Authorizer::may_receive) is not queued.
+  EnqueueResult enqueue(Delivery d, const QueueLimits& limits, Authorizer* reader_check = nullptr);
+
+  // Takes deliveries from the front of the queue for sending, within
+  // `limits`, into `out`: QoS 1/2 ones get a packet identifier and enter the
+  // in-flight window (reported to `store` for persistent sessions), expired
+  // ones and ones larger than the receiver's maximum are dropped. The
+  // draining side (broker::Client for a network client, an in-process
+  // client for a bridge) then sends them as it sends. Call with `mutex`
+  // held, from the holder of the current generation.
+  DrainResult drain(const DrainLimits& limits, Clock::time_point now, SessionStore& store, std::vector<Outgoing>& out);
 
   // Queue accounting; call with `mutex` held.
   void pop_front();
@@ -133,7 +172,10 @@ class Session {
 
   std::mutex mutex;
   // --- guarded by mutex ---
-  std::weak_ptr<Transport> link;  // the connection, while online
+  std::weak_ptr<SessionLink> link;  // the connection, while online
+  IdentityPtr identity;             // of the current or last connection (a restored session: client id only)
+  // When the session last went online or offline.
+  std::chrono::system_clock::time_point changed_at{};
   std::uint64_t generation = 0;   // bumped on every attach and detach
   std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
   DeliveryQueue queue;

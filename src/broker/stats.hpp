@@ -18,6 +18,11 @@ struct Stats {
   std::atomic<std::uint64_t> bytes_received{0};
   std::atomic<std::uint64_t> bytes_sent{0};
   std::atomic<std::uint64_t> protocol_errors{0};
+  // Refused by the Authorizer: CONNECTs, PUBLISHes (acknowledged and
+  // dropped), subscriptions (SUBACK 0x87 / 0x80).
+  std::atomic<std::uint64_t> connect_denied{0};
+  std::atomic<std::uint64_t> publish_denied{0};
+  std::atomic<std::uint64_t> subscribe_denied{0};
   std::atomic<std::uint64_t> subscriptions{0};
   // Exceptions caught at a connection's boundary or an event loop's (each
   // closed that connection or was logged; the broker went on).

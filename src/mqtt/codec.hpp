@@ -34,8 +34,6 @@ class FrameReader {
  public:
   explicit FrameReader(std::uint32_t max_packet_size) : max_packet_size_(max_packet_size) {}
 
-  void set_max_packet_size(std::uint32_t n) { max_packet_size_ = n; }
-
   // Append bytes received from the peer.
   void feed(std::string_view bytes);
 

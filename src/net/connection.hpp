@@ -89,9 +89,11 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   std::size_t pending_bytes() const override { return queued_bytes_ + writing_bytes_; }
   void close(mqtt::ReasonCode reason) override;
   const std::string& peer() const override { return peer_; }
-  std::shared_ptr<broker::Transport> shared_transport() override { return this->shared_from_this(); }
+  const std::string& listener() const override { return stats_->name; }
+  std::shared_ptr<broker::SessionLink> shared_link() override { return this->shared_from_this(); }
   void wake() override;
   void kick(mqtt::ReasonCode reason) override;
+  void post(std::function<void()> fn) override;
 
  private:
   struct Chunk {

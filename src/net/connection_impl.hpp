@@ -609,6 +609,13 @@ void Connection<Stream>::kick(mqtt::ReasonCode reason) {
   });
 }
 
+template <class Stream>
+void Connection<Stream>::post(std::function<void()> fn) {
+  asio::post(stream_.get_executor(), [self = this->shared_from_this(), fn = std::move(fn)] {
+    if (!self->closed_) self->dispatch(fn);
+  });
+}
+
 // ------------------------------------------------------- timers, closing --
 
 template <class Stream>
