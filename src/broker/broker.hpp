@@ -27,6 +27,7 @@
 #include "broker/stats.hpp"
 #include "broker/topic_tree.hpp"
 #include "broker/persistence.hpp"
+#include "broker/queries.hpp"
 
 namespace petrel::broker {
 
@@ -89,6 +90,30 @@ class Broker {
   // set it before the first connection, and keep it alive with the broker.
   void set_authorizer(Authorizer& authorizer) { authorizer_ = &authorizer; }
   Authorizer& authorizer() { return *authorizer_; }
+
+  // --- Operator queries and commands (queries.cpp). Each takes the
+  // registry lock once (a scan of client ids, no copies) and each listed
+  // session's mutex briefly; none holds a lock while the caller works.
+
+  // A page of sessions (online and offline) matching `q`, by client id.
+  std::vector<SessionInfo> list_sessions(const SessionQuery& q) const;
+  std::optional<SessionInfo> find_session(const std::string& client_id) const;
+  // The subscriptions of one session, by filter (empty if it has none or is unknown).
+  std::vector<SubscriptionInfo> session_subscriptions(const std::string& client_id) const;
+  // A page of all subscriptions.
+  std::vector<SubscriptionInfo> list_subscriptions(const SubscriptionQuery& q) const;
+  // Ends a client's connection as the server (v5: DISCONNECT `reason`, e.g.
+  // 0x98 Administrative action); its session stays as its expiry says.
+  // False if the client is not connected.
+  bool disconnect_client(const std::string& client_id, mqtt::ReasonCode reason);
+  // Ends a session now (connected or not; a connected client is disconnected
+  // with 0x98), with its subscriptions, queue and pending will (not
+  // published). False if there is no such session.
+  bool delete_session(const std::string& client_id);
+  // Retained messages whose topics match `filter`, at most `limit`.
+  std::vector<MessagePtr> retained_messages(std::string_view filter, std::size_t limit) const;
+  // Removes the retained message of `topic`; false if there was none.
+  bool delete_retained(std::string_view topic);
 
   // Kicks every connection (server shutting down).
   void disconnect_all(mqtt::ReasonCode reason);

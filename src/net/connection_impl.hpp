@@ -474,9 +474,10 @@ void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
     deadline_ = ka ? Clock::now() + std::chrono::milliseconds(ka * 1500) : Clock::time_point::max();
     if (!was_connected) arm_timer();
   }
-  if (pending_bytes() > kReadPauseBytes || client_.held_back() > kReadPauseHeld) {
-    // The peer is not reading what it provokes (acks, pings): stop reading
-    // until the writes drain, instead of buffering without bound.
+  if (pending_bytes() > kReadPauseBytes || client_.held_back() > kReadPauseHeld || client_.awaiting_decision()) {
+    // The peer is not reading what it provokes (acks, pings), or its
+    // CONNECT awaits the authorizer: stop reading until the writes drain (the
+    // CONNACK is one), instead of buffering without bound.
     read_paused_ = true;
   } else if constexpr (kWs) {
     read_ws();
@@ -587,7 +588,7 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
     if (!writing_now_ && nothing_queued()) out_.reset();
   }
   if (read_paused_ && !close_requested_ && pending_bytes() < kReadPauseBytes / 2 &&
-      client_.held_back() < kReadPauseHeld / 2) {
+      client_.held_back() < kReadPauseHeld / 2 && !client_.awaiting_decision()) {
     read_paused_ = false;
     start_reading();
   }

@@ -1,0 +1,174 @@
+// Broker's operator queries and commands (declared in broker.hpp). Listing
+// scans the registry once under its lock, comparing client ids only, and
+// keeps the `limit` smallest ids after the cursor in a heap; the facts of
+// those sessions are then read under each session's own mutex, one at a
+// time. The publish path takes neither lock, so a client list pulled in a
+// loop does not slow message delivery.
+#include <algorithm>
+#include <queue>
+
+#include "broker/broker.hpp"
+
+namespace petrel::broker {
+
+namespace {
+
+SessionInfo facts(const Session& s) {
+  SessionInfo i;
+  i.client_id = s.client_id();
+  i.online = s.online();
+  if (s.identity) {
+    i.username = s.identity->username;
+    i.listener = s.identity->listener;
+    i.peer = s.identity->peer;
+    i.version = s.identity->version;
+    i.clean_start = s.identity->clean_start;
+    i.keep_alive = s.identity->keep_alive;
+    i.connected_at = s.identity->connected_at;
+  }
+  i.changed_at = s.changed_at;
+  i.expiry_interval = s.expiry_interval;
+  i.subscriptions = s.subscriptions.size();
+  i.queued = s.queue.size();
+  i.queued_bytes = s.queued_bytes;
+  i.inflight = s.inflight.size();
+  i.inbound_qos2 = s.inbound_qos2.size();
+  i.will_pending = s.will != nullptr && !s.online();
+  return i;
+}
+
+struct ByClientId {
+  bool operator()(const Session* a, const Session* b) const { return a->client_id() < b->client_id(); }
+};
+
+}  // namespace
+
+std::vector<SessionInfo> Broker::list_sessions(const SessionQuery& q) const {
+  std::vector<SessionPtr> page;
+  {
+    std::lock_guard registry(registry_mutex_);
+    // A max-heap of the `limit` smallest client ids after the cursor. The
+    // identity is written only with the registry lock held, so it can be
+    // read here.
+    std::priority_queue<const Session*, std::vector<const Session*>, ByClientId> best;
+    for (const auto& [id, s] : sessions_) {
+      if (id <= q.after && !q.after.empty()) continue;
+      if (!id.starts_with(q.client_id_prefix)) continue;
+      if (q.online && s->online() != *q.online) continue;
+      if (q.username && (!s->identity || s->identity->username != q.username)) continue;
+      if (q.listener && (!s->identity || s->identity->listener != *q.listener)) continue;
+      if (best.size() < q.limit) {
+        best.push(s.get());
+      } else if (!best.empty() && id < best.top()->client_id()) {
+        best.pop();
+        best.push(s.get());
+      }
+    }
+    page.reserve(best.size());
+    while (!best.empty()) {
+      page.push_back(sessions_.at(best.top()->client_id()));
+      best.pop();
+    }
+  }
+  std::reverse(page.begin(), page.end());
+  std::vector<SessionInfo> out;
+  out.reserve(page.size());
+  for (const auto& s : page) {
+    std::lock_guard lock(s->mutex);
+    out.push_back(facts(*s));
+  }
+  return out;
+}
+
+std::optional<SessionInfo> Broker::find_session(const std::string& client_id) const {
+  SessionPtr s;
+  {
+    std::lock_guard registry(registry_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return std::nullopt;
+    s = it->second;
+  }
+  std::lock_guard lock(s->mutex);
+  return facts(*s);
+}
+
+std::vector<SubscriptionInfo> Broker::session_subscriptions(const std::string& client_id) const {
+  SessionPtr s;
+  {
+    std::lock_guard registry(registry_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return {};
+    s = it->second;
+  }
+  std::vector<SubscriptionInfo> out;
+  {
+    std::lock_guard lock(s->mutex);
+    for (const auto& [filter, entry] : s->subscriptions)
+      out.push_back(SubscriptionInfo{client_id, filter, entry.options, entry.subscription_id});
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.filter < b.filter; });
+  return out;
+}
+
+std::vector<SubscriptionInfo> Broker::list_subscriptions(const SubscriptionQuery& q) const {
+  std::vector<SubscriptionInfo> out;
+  std::string after = q.after_client_id;
+  // Page through sessions until the page of subscriptions is full.
+  while (out.size() < q.limit) {
+    SessionQuery sq;
+    sq.after = after;
+    sq.limit = 64;
+    const auto sessions = list_sessions(sq);
+    if (sessions.empty()) break;
+    for (const auto& info : sessions) {
+      if (out.size() >= q.limit) return out;
+      for (auto& sub : session_subscriptions(info.client_id))
+        if (sub.filter.starts_with(q.filter_prefix)) out.push_back(std::move(sub));
+      after = info.client_id;
+    }
+  }
+  return out;
+}
+
+bool Broker::disconnect_client(const std::string& client_id, mqtt::ReasonCode reason) {
+  std::lock_guard registry(registry_mutex_);
+  auto it = sessions_.find(client_id);
+  if (it == sessions_.end()) return false;
+  std::lock_guard lock(it->second->mutex);
+  auto link = it->second->link.lock();
+  if (!link) return false;
+  link->kick(reason);
+  return true;
+}
+
+bool Broker::delete_session(const std::string& client_id) {
+  std::vector<MessagePtr> wills_due;
+  {
+    std::lock_guard registry(registry_mutex_);
+    auto it = sessions_.find(client_id);
+    if (it == sessions_.end()) return false;
+    SessionPtr s = it->second;
+    {
+      std::lock_guard lock(s->mutex);
+      // The connection, if any, is told and closed; its own detach finds the
+      // session gone (generation moved on) and does nothing.
+      if (s->online()) Stats::sub(stats_.clients_connected);
+      if (auto link = s->link.lock()) link->kick(mqtt::ReasonCode::AdministrativeAction);
+      s->will.reset();  // an operator's deletion publishes no will
+    }
+    end_session_locked(s, wills_due);
+  }
+  return true;
+}
+
+std::vector<MessagePtr> Broker::retained_messages(std::string_view filter, std::size_t limit) const {
+  std::vector<MessagePtr> out;
+  retained_.match(filter, out);
+  std::sort(out.begin(), out.end(), [](const MessagePtr& a, const MessagePtr& b) { return a->topic() < b->topic(); });
+  if (out.size() > limit) out.resize(limit);
+  return out;
+}
+
+bool Broker::delete_retained(std::string_view topic) { return retained_.erase(topic); }
+
+}  // namespace petrel::broker
