@@ -47,7 +47,7 @@ KINDS: list[Kind] = [
     _v5("qos-3", bytes([_qos2[0] | 0x06]) + _qos2[1:], 0x81),
     _v5("qos0-dup", m.publish("a/b", b"x", dup=True, version=5), 0x81),
     _v5("session-expiry-in-publish",
-        m.publish("a/b", b"x", version=5, properties=[(m.SESSION_EXPIRY_INTERVAL, 10)]), 0x82),
+        m.publish("a/b", b"x", version=5, properties=[(m.SESSION_EXPIRY_INTERVAL, 10)]), 0x81),
     _v5("subscription-id-in-publish",
         m.publish("a/b", b"x", qos=1, version=5, properties=[(m.SUBSCRIPTION_IDENTIFIER, 5)]), 0x82),
     _v5("duplicate-content-type",
@@ -68,6 +68,7 @@ KINDS: list[Kind] = [
     _v5("wildcard-response-topic",
         m.publish("a/b", b"x", qos=1, version=5, properties=[(m.RESPONSE_TOPIC, "reply/#")]), 0x82),
     _v5("auth-without-method", m.auth(0x18), 0x82),
+    _v5("topic-alias-in-unsubscribe", m.unsubscribe(1, ["a"], version=5, properties=[(m.TOPIC_ALIAS, 1)]), 0x81),
     # ---- MQTT 3.1.1 after CONNECT
     _v3("remaining-length-5-bytes", bytes([0xC0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])),
     _v3("utf8-ff", m.publish(b"mf/\xff", b"x")),

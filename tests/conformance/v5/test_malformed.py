@@ -49,9 +49,10 @@ def test_publish_qos0_with_dup(broker, v5):
 
 
 def test_session_expiry_property_in_publish(broker, v5):
-    """[2.2.2.2] Session Expiry Interval is not a PUBLISH property: DISCONNECT 0x82."""
+    """[2.2.2.2] Session Expiry Interval is not a PUBLISH property, and "a Control Packet which contains an
+    Identifier which is not valid for its packet type ... is a Malformed Packet": DISCONNECT 0x81."""
     data = m.publish("a/b", b"x", version=5, properties=[(m.SESSION_EXPIRY_INTERVAL, 10)])
-    _violate(v5, broker, "ml-sei", data, 0x82)
+    _violate(v5, broker, "ml-sei", data, 0x81)
 
 
 def test_subscription_identifier_in_client_publish(broker, v5):

@@ -405,8 +405,8 @@ TEST(CodecMalformed, SubscribeWithoutFiltersAndBadOptions) {
 }
 
 TEST(CodecMalformed, PropertiesV5) {
-  // Session Expiry Interval is not allowed in PUBLISH.
-  EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::ProtocolError);
+  // Session Expiry Interval is not allowed in PUBLISH: malformed (MQTT 5.0 2.2.2.2).
+  EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::MalformedPacket);
   // Content Type twice.
   EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01"
                          "a\x03\x00\x00"s,
@@ -432,6 +432,89 @@ TEST(CodecMalformed, AuthIsReservedBeforeV5) {
 
 TEST(CodecMalformed, ReservedPacketTypeZero) {
   EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::MalformedPacket);
+}
+
+// ------------------------------------------------- packets built from parts --
+
+// A whole packet: first byte, Remaining Length, body.
+std::string frame(std::uint8_t first, const std::string& body) {
+  std::string out(1, static_cast<char>(first));
+  std::size_t n = body.size();
+  do {
+    auto b = static_cast<char>(n & 0x7F);
+    n >>= 7;
+    if (n) b = static_cast<char>(b | 0x80);
+    out.push_back(b);
+  } while (n);
+  return out + body;
+}
+
+// A length-prefixed string.
+std::string str(const std::string& s) {
+  return std::string{static_cast<char>(s.size() >> 8), static_cast<char>(s.size() & 0xFF)} + s;
+}
+
+// A CONNECT: protocol name and level of `v`, `flags`, keep alive 60, then
+// (v5) the property block `props` and the payload as given.
+std::string connect(Version v, std::uint8_t flags, const std::string& payload, const std::string& props = "\x00"s,
+                    std::uint8_t first = 0x10) {
+  std::string body = v == Version::V31 ? str("MQIsdp") : str("MQTT");
+  body += static_cast<char>(v);
+  body += static_cast<char>(flags);
+  body += "\x00\x3C"s;
+  if (v == Version::V5) body += props;
+  return frame(first, body + payload);
+}
+
+// -------------------------------------------------------------- properties --
+
+TEST(CodecProperties, NotAllowedInPacketIsMalformed) {
+  // MQTT 5.0 2.2.2.2: "A Control Packet which contains an Identifier which is not valid for its packet type
+  // ... is a Malformed Packet."
+  // Topic Alias in UNSUBSCRIBE.
+  EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01\x03\x23\x00\x01"s + str("a")), Version::V5), ReasonCode::MalformedPacket);
+  // Payload Format Indicator in PUBACK.
+  EXPECT_EQ(decode_error(frame(0x40, "\x00\x01\x00\x02\x01\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Subscription Identifier in PUBREL.
+  EXPECT_EQ(decode_error(frame(0x62, "\x00\x01\x00\x02\x0B\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Server Keep Alive in SUBSCRIBE.
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01\x03\x13\x00\x0A"s + str("a") + "\x00"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  // Topic Alias in DISCONNECT.
+  EXPECT_EQ(decode_error(frame(0xE0, "\x00\x03\x23\x00\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Topic Alias in CONNECT, Session Expiry Interval in the will properties.
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x23\x00\x01"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x06, str("c") + "\x05\x11\x00\x00\x00\x05"s + str("w") + str("x")),
+                         Version::V5),
+            ReasonCode::MalformedPacket);
+  // The same properties where they belong decode.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x03\x23\x00\x01"s), Version::V5), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0xE0, "\x00\x05\x11\x00\x00\x00\x05"s), Version::V5), ReasonCode::Success);
+}
+
+TEST(CodecProperties, ValueNotOfItsDataTypeIsMalformed) {
+  // MQTT 5.0 2.2.2.2: a value not of the specified data type is malformed. Values cut short by the end of the
+  // property block: a Two Byte Integer of one byte, a Four Byte Integer of two, a string longer than what is
+  // left, a User Property without its value.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x02\x23\x00"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x11\x00\x00"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x03\x00\x05a"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x26\x00\x01k"s), Version::V5), ReasonCode::MalformedPacket);
+  // A string property that is not UTF-8.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x03\x00\x01\xFF"s), Version::V5), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecProperties, RepeatedOrOutOfRangeValuesStayProtocolErrors) {
+  // Well-formed properties the specification calls Protocol Errors: Request Problem Information 2
+  // (3.1.2.11.7), Receive Maximum 0 (3.1.2.11.3), Topic Alias Maximum twice (3.1.2.11.5).
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x02\x17\x02"s), Version::V5),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x21\x00\x00"s), Version::V5),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x06\x22\x00\x01\x22\x00\x02"s), Version::V5),
+            ReasonCode::ProtocolError);
 }
 
 }  // namespace
