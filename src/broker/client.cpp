@@ -71,7 +71,9 @@ void Client::handle(const mqtt::Frame& frame) {
     handle_connect(frame);
     return;
   }
-  mqtt::Packet packet = mqtt::decode(frame, version_);
+  // Packet types a client never sends (and AUTH: petrel offers no enhanced
+  // authentication) are refused from the first byte, before the body.
+  mqtt::Packet packet = mqtt::decode(frame, version_, {.sender = mqtt::Sender::Client});
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
   if (user_properties > broker_.config().max_user_properties)
     throw mqtt::ProtocolError(ReasonCode::QuotaExceeded,

@@ -103,6 +103,35 @@ void expect_flags(const Frame& f, std::uint8_t flags) {
   if (f.flags() != flags) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
 }
 
+// The packet type alone, before the body: reserved types and packets going
+// the wrong way are Protocol Errors however their bodies look.
+void check_packet_type(const Frame& f, Version v, const DecodeOptions& o) {
+  const PacketType t = f.type();
+  if (static_cast<unsigned>(t) == 0) protocol_error("reserved packet type 0");
+  if (t == PacketType::Auth && v != Version::V5) protocol_error("packet type 15 is reserved before MQTT 5");
+  if (o.sender == Sender::Client) {
+    switch (t) {
+      case PacketType::Connect: protocol_error("second CONNECT");
+      case PacketType::Connack:
+      case PacketType::Suback:
+      case PacketType::Unsuback:
+      case PacketType::Pingresp: protocol_error(fmt::format("{} is sent by servers only", to_string(t)));
+      case PacketType::Auth:
+        if (!o.enhanced_auth) protocol_error("AUTH without enhanced authentication (no Authentication Method)");
+        break;
+      default: break;
+    }
+  } else if (o.sender == Sender::Server) {
+    switch (t) {
+      case PacketType::Connect:
+      case PacketType::Subscribe:
+      case PacketType::Unsubscribe:
+      case PacketType::Pingreq: protocol_error(fmt::format("{} is sent by clients only", to_string(t)));
+      default: break;
+    }
+  }
+}
+
 std::uint16_t packet_id(Reader& r) {
   auto id = r.u16();
   if (id == 0) protocol_error("packet identifier 0");
@@ -373,7 +402,8 @@ Connect decode_connect(const Frame& f) {
   return c;
 }
 
-Packet decode(const Frame& f, Version v) {
+Packet decode(const Frame& f, Version v, const DecodeOptions& o) {
+  check_packet_type(f, v, o);
   switch (f.type()) {
     case PacketType::Connect: return decode_connect(f);
     case PacketType::Connack: return decode_connack(f, v);
@@ -399,7 +429,6 @@ Packet decode(const Frame& f, Version v) {
       return d;
     }
     case PacketType::Auth: {
-      if (v != Version::V5) malformed("AUTH is reserved before MQTT 5");
       auto a = decode_reason_packet<Auth>(f, v, PropertyContext::Auth);
       if (a.reason != ReasonCode::Success && a.reason != ReasonCode::ContinueAuthentication &&
           a.reason != ReasonCode::ReAuthenticate)
@@ -407,7 +436,7 @@ Packet decode(const Frame& f, Version v) {
       return a;
     }
   }
-  malformed("reserved packet type 0");
+  protocol_error("reserved packet type 0");  // not reached: check_packet_type refused it
 }
 
 // --------------------------------------------------------------- encoding --

@@ -119,8 +119,9 @@ def test_pingreq_with_body(broker, v5):
 
 
 def test_reserved_packet_type_0(broker, v5):
-    """[2.1.2] Packet type 0 is reserved: DISCONNECT 0x81."""
-    _violate(v5, broker, "ml-t0", bytes([0x00, 0x00]), 0x81)
+    """[2.1.2] Packet type 0 is reserved ("Forbidden"), which is known from the first byte: a Protocol Error,
+    DISCONNECT 0x82."""
+    _violate(v5, broker, "ml-t0", bytes([0x00, 0x00]), 0x82)
 
 
 def test_server_only_packet_from_client(broker, v5):

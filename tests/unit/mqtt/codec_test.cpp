@@ -24,16 +24,17 @@ Packet decode_one(const std::string& bytes, Version v) {
   return decode(*f, v);
 }
 
-ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max = 268'435'460) {
+ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max = 268'435'460,
+                        const DecodeOptions& o = {}) {
   try {
     FrameReader r(max);
     r.feed(bytes);
     auto f = r.next();
     if (!f) return ReasonCode::Success;
-    if (f->type() == PacketType::Connect) {
+    if (f->type() == PacketType::Connect && o.sender != Sender::Client) {
       decode_connect(*f);
     } else {
-      decode(*f, v);
+      decode(*f, v, o);
     }
   } catch (const ProtocolError& e) {
     return e.code();
@@ -426,12 +427,17 @@ TEST(CodecMalformed, PropertiesV5) {
 }
 
 TEST(CodecMalformed, AuthIsReservedBeforeV5) {
-  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  // Type 15 is reserved in 3.1.1 (2.2.1): a Protocol Error from the first byte, whatever the body.
+  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF3\x01\xFF"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V31), ReasonCode::ProtocolError);
   EXPECT_EQ(decode_error("\xF0\x02\x05\x00"s, Version::V5), ReasonCode::ProtocolError);  // bad reason
 }
 
 TEST(CodecMalformed, ReservedPacketTypeZero) {
-  EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
+  // Decided from the first byte: a body that would not parse does not turn it into 0x81.
+  EXPECT_EQ(decode_error("\x0F\x03\xFF\xFF\xFF"s, Version::V5), ReasonCode::ProtocolError);
 }
 
 // ------------------------------------------------- packets built from parts --
@@ -515,6 +521,57 @@ TEST(CodecProperties, RepeatedOrOutOfRangeValuesStayProtocolErrors) {
             ReasonCode::ProtocolError);
   EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x06\x22\x00\x01\x22\x00\x02"s), Version::V5),
             ReasonCode::ProtocolError);
+}
+
+// ------------------------------------------------------ direction of flow --
+
+TEST(CodecDirection, ServerPacketsFromAClientAreProtocolErrorsWhateverTheirBody) {
+  const DecodeOptions client{.sender = Sender::Client};
+  const std::uint32_t max = 268'435'460;
+  for (auto v : {Version::V311, Version::V5}) {
+    // Well-formed and malformed bodies alike: the type decides (MQTT 5.0 2.1.2, 3.1.1 2.2.1).
+    for (const auto& bytes : {"\x20\x02\x00\x00"s, "\x20\x01\xFF"s, "\x90\x03\x00\x01\x00"s, "\x90\x03\x00\x01\x03"s,
+                              "\xB0\x02\x00\x01"s, "\xB1\x00"s, "\xD0\x00"s, "\xD0\x01\x00"s})
+      EXPECT_EQ(decode_error(bytes, v, max, client), ReasonCode::ProtocolError) << testing::PrintToString(bytes);
+    // A CONNECT on an established connection is a second CONNECT [MQTT-3.1.0-2].
+    EXPECT_EQ(decode_error(connect(v, 0x02, str("c")), v, max, client), ReasonCode::ProtocolError);
+    EXPECT_EQ(decode_error("\x10\x01\x00"s, v, max, client), ReasonCode::ProtocolError);
+    // What clients do send still decodes.
+    EXPECT_EQ(decode_error("\xC0\x00"s, v, max, client), ReasonCode::Success);
+    EXPECT_EQ(decode_error("\x40\x02\x00\x01"s, v, max, client), ReasonCode::Success);
+  }
+  // Without a sender, the body is what is checked.
+  EXPECT_EQ(decode_error("\x20\x01\xFF"s, Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\xD0\x01\x00"s, Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x20\x02\x00\x00"s, Version::V311), ReasonCode::Success);
+}
+
+TEST(CodecDirection, AuthWithoutEnhancedAuthenticationIsAProtocolError) {
+  const std::uint32_t max = 268'435'460;
+  const DecodeOptions client{.sender = Sender::Client};
+  const DecodeOptions authenticating{.sender = Sender::Client, .enhanced_auth = true};
+  // MQTT 5.0 4.12: AUTH belongs to enhanced authentication; without it, any AUTH (even one with bad flags) is a
+  // Protocol Error.
+  EXPECT_EQ(decode_error("\xF0\x02\x18\x00"s, Version::V5, max, client), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF1\x00"s, Version::V5, max, client), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF0\x02\x18\x00"s, Version::V5, max, authenticating), ReasonCode::Success);
+  EXPECT_EQ(decode_error("\xF1\x00"s, Version::V5, max, authenticating), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecDirection, ClientPacketsFromAServerAreProtocolErrors) {
+  const std::uint32_t max = 268'435'460;
+  const DecodeOptions server{.sender = Sender::Server};
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01"
+                         "a\x00"s,
+                         Version::V311, max, server),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xA2\x05\x00\x01\x00\x01"
+                         "a"s,
+                         Version::V311, max, server),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xC0\x00"s, Version::V311, max, server), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x20\x02\x00\x00"s, Version::V311, max, server), ReasonCode::Success);
+  EXPECT_EQ(decode_error("\xD0\x00"s, Version::V311, max, server), ReasonCode::Success);
 }
 
 }  // namespace
