@@ -73,7 +73,10 @@ void Client::handle(const mqtt::Frame& frame) {
   }
   // Packet types a client never sends (and AUTH: petrel offers no enhanced
   // authentication) are refused from the first byte, before the body.
-  mqtt::Packet packet = mqtt::decode(frame, version_, {.sender = mqtt::Sender::Client});
+  mqtt::Packet packet =
+      mqtt::decode(frame, version_,
+                   {.sender = mqtt::Sender::Client,
+                    .allow_control_characters = broker_.config().allow_control_characters});
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
   if (user_properties > broker_.config().max_user_properties)
     throw mqtt::ProtocolError(ReasonCode::QuotaExceeded,
@@ -112,7 +115,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
       frame.body.size() > 6 && frame.body.substr(0, 6) == std::string_view("\0\4MQTT", 6) && frame.body[6] == 5;
   mqtt::Connect c;
   try {
-    c = mqtt::decode_connect(frame);
+    c = mqtt::decode_connect(frame, {.allow_control_characters = broker_.config().allow_control_characters});
   } catch (const mqtt::ProtocolError& e) {
     if (e.code() == ReasonCode::UnsupportedProtocolVersion) {
       refuse_connect(Version::V311, e.code(), e.what());

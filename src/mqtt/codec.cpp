@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "mqtt/topic.hpp"
+#include "mqtt/utf8.hpp"
 #include "mqtt/wire.hpp"
 
 namespace petrel::mqtt {
@@ -103,6 +104,16 @@ void expect_flags(const Frame& f, std::uint8_t flags) {
   if (f.flags() != flags) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
 }
 
+// A string that names something (topic name or filter, client identifier,
+// user name, will topic): UTF-8 as every string, and no control characters
+// unless the options allow them (codec.hpp, DecodeOptions).
+std::string name_string(Reader& r, const DecodeOptions& o, std::string_view what) {
+  std::string s = r.utf8();
+  if (!o.allow_control_characters && has_control_characters(s))
+    malformed(fmt::format("control character in {}", what));
+  return s;
+}
+
 // The packet type alone, before the body: reserved types and packets going
 // the wrong way are Protocol Errors however their bodies look.
 void check_packet_type(const Frame& f, Version v, const DecodeOptions& o) {
@@ -142,7 +153,7 @@ void expect_end(const Reader& r, PacketType t) {
   if (!r.empty()) malformed(fmt::format("{} has {} trailing bytes", to_string(t), r.remaining()));
 }
 
-Publish decode_publish(const Frame& f, Version v) {
+Publish decode_publish(const Frame& f, Version v, const DecodeOptions& o) {
   Publish p;
   p.dup = f.flags() & 0x08;
   p.qos = (f.flags() >> 1) & 0x03;
@@ -150,7 +161,7 @@ Publish decode_publish(const Frame& f, Version v) {
   if (p.qos == 3) malformed("PUBLISH with QoS 3");
   if (p.qos == 0 && p.dup) malformed("PUBLISH with QoS 0 and DUP set");
   Reader r(f.body);
-  p.topic = r.utf8();
+  p.topic = name_string(r, o, "topic name");
   if (!valid_topic_name(p.topic, v == Version::V5))
     throw ProtocolError(ReasonCode::TopicNameInvalid, "invalid topic name in PUBLISH");
   if (p.qos > 0) p.packet_id = packet_id(r);
@@ -199,7 +210,7 @@ PubAck decode_puback(const Frame& f, Version v) {
   return a;
 }
 
-Subscribe decode_subscribe(const Frame& f, Version v) {
+Subscribe decode_subscribe(const Frame& f, Version v, const DecodeOptions& o) {
   expect_flags(f, 0x02);
   Subscribe s;
   Reader r(f.body);
@@ -208,7 +219,7 @@ Subscribe decode_subscribe(const Frame& f, Version v) {
   if (r.empty()) protocol_error("SUBSCRIBE without topic filters");
   while (!r.empty()) {
     Subscription sub;
-    sub.filter = r.utf8();
+    sub.filter = name_string(r, o, "topic filter");
     auto o = r.u8();
     sub.options.qos = o & 0x03;
     if (v == Version::V5) {
@@ -250,14 +261,14 @@ Suback decode_suback(const Frame& f, Version v) {
   return s;
 }
 
-Unsubscribe decode_unsubscribe(const Frame& f, Version v) {
+Unsubscribe decode_unsubscribe(const Frame& f, Version v, const DecodeOptions& o) {
   expect_flags(f, 0x02);
   Unsubscribe u;
   Reader r(f.body);
   u.packet_id = packet_id(r);
   if (v == Version::V5) u.properties = decode_properties(r, PropertyContext::Unsubscribe);
   if (r.empty()) protocol_error("UNSUBSCRIBE without topic filters");
-  while (!r.empty()) u.filters.push_back(r.utf8());
+  while (!r.empty()) u.filters.push_back(name_string(r, o, "topic filter"));
   return u;
 }
 
@@ -349,7 +360,7 @@ bool valid_disconnect_reason(ReasonCode rc) {
 
 }  // namespace
 
-Connect decode_connect(const Frame& f) {
+Connect decode_connect(const Frame& f, const DecodeOptions& o) {
   if (f.type() != PacketType::Connect) protocol_error("first packet is not CONNECT");
   expect_flags(f, 0);
   Reader r(f.body);
@@ -383,20 +394,20 @@ Connect decode_connect(const Frame& f) {
     if (c.properties.authentication_data && !c.properties.authentication_method)
       protocol_error("authentication data without authentication method");
   }
-  c.client_id = r.utf8();
+  c.client_id = name_string(r, o, "client identifier");
   if (will) {
     Will w;
     w.qos = will_qos;
     w.retain = will_retain;
     if (c.version == Version::V5) w.properties = decode_properties(r, PropertyContext::Will);
-    w.topic = r.utf8();
+    w.topic = name_string(r, o, "will topic");
     w.payload = r.binary();
     if (w.properties.payload_format_indicator == 1 && !valid_utf8(w.payload))
       throw ProtocolError(ReasonCode::PayloadFormatInvalid,
                           "will payload is not UTF-8 although format indicator says so");
     c.will = std::move(w);
   }
-  if (has_username) c.username = r.utf8();
+  if (has_username) c.username = name_string(r, o, "user name");
   if (has_password) c.password = r.binary();
   expect_end(r, PacketType::Connect);
   return c;
@@ -405,16 +416,16 @@ Connect decode_connect(const Frame& f) {
 Packet decode(const Frame& f, Version v, const DecodeOptions& o) {
   check_packet_type(f, v, o);
   switch (f.type()) {
-    case PacketType::Connect: return decode_connect(f);
+    case PacketType::Connect: return decode_connect(f, o);
     case PacketType::Connack: return decode_connack(f, v);
-    case PacketType::Publish: return decode_publish(f, v);
+    case PacketType::Publish: return decode_publish(f, v, o);
     case PacketType::Puback:
     case PacketType::Pubrec:
     case PacketType::Pubrel:
     case PacketType::Pubcomp: return decode_puback(f, v);
-    case PacketType::Subscribe: return decode_subscribe(f, v);
+    case PacketType::Subscribe: return decode_subscribe(f, v, o);
     case PacketType::Suback: return decode_suback(f, v);
-    case PacketType::Unsubscribe: return decode_unsubscribe(f, v);
+    case PacketType::Unsubscribe: return decode_unsubscribe(f, v, o);
     case PacketType::Unsuback: return decode_unsuback(f, v);
     case PacketType::Pingreq:
     case PacketType::Pingresp:

@@ -70,11 +70,17 @@ struct DecodeOptions {
   // authentication (MQTT 5.0 4.12). Without it AUTH is a Protocol Error,
   // whatever its flags and body.
   bool enhanced_auth = false;
+  // Control characters (U+0001..U+001F, U+007F..U+009F) in a topic name,
+  // topic filter, client identifier, user name or will topic make the packet
+  // malformed unless this is set. The specifications say they SHOULD NOT be
+  // sent and let a receiver treat them as malformed (MQTT 5.0 1.5.4, 3.1.1
+  // 1.5.3); Mosquitto does. Payloads, properties and passwords are not checked.
+  bool allow_control_characters = false;
 };
 
 // Decodes CONNECT, whatever the protocol version (it is inside the packet).
 // Throws ProtocolError; UnsupportedProtocolVersion for an unknown name/level.
-Connect decode_connect(const Frame& f);
+Connect decode_connect(const Frame& f, const DecodeOptions& o = {});
 
 // Decodes any packet for an established connection of version `v`. Checks
 // the packet type before the body: a reserved type (0; 15 before MQTT 5) or

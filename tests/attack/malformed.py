@@ -70,6 +70,7 @@ KINDS: list[Kind] = [
     _v5("auth-without-method", m.auth(0x18), 0x82),
     _v5("topic-alias-in-unsubscribe", m.unsubscribe(1, ["a"], version=5, properties=[(m.TOPIC_ALIAS, 1)]), 0x81),
     _v5("suback-from-client-malformed", b"\x90\x03\x00\x01\x03", 0x82),
+    _v5("control-character-in-topic", m.publish(b"a/\x07", b"x", version=5), 0x81),
     # ---- MQTT 3.1.1 after CONNECT
     _v3("remaining-length-5-bytes", bytes([0xC0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])),
     _v3("utf8-ff", m.publish(b"mf/\xff", b"x")),
@@ -97,6 +98,7 @@ KINDS: list[Kind] = [
     _v3("qos1-without-packet-id", m.packet(m.PUBLISH, 0x02, m.mstr("a"))),
     _v3("wildcard-topic", m.publish("a/#", b"x")),
     _v3("second-connect", m.connect("second")),
+    _v3("control-character-in-topic", m.publish(b"a/\x1b", b"x")),
     # ---- before CONNECT
     _pre("remaining-length-5-bytes", bytes([0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])),
     _pre("bad-utf8-client-id", m.connect(b"mf-\xff")),
@@ -106,4 +108,5 @@ KINDS: list[Kind] = [
     _pre("connect-trailing-bytes", m.packet(m.CONNECT, 0, m.connect("mf-trail")[2:] + b"\x00")),
     _pre("first-packet-not-connect", m.publish("a/b", b"x")),
     _pre("pingreq-first", m.pingreq()),
+    _pre("control-character-in-client-id", m.connect(b"mf-\x01")),
 ]

@@ -1,7 +1,8 @@
 """MQTT 3.1.1: the server's answer to a broken packet is closing the connection without a word
 [MQTT-4.8.0-1]; which fault petrel saw is in its log (the reason of the close), so the tests read that too.
 
-- a packet type a client never sends is a protocol violation, whatever its body (2.2.1).
+- a packet type a client never sends is a protocol violation, whatever its body (2.2.1);
+- control characters in names close the connection (1.5.3).
 """
 import time
 
@@ -9,7 +10,8 @@ import pytest
 
 import mqttraw as m
 
-from .helpers import TIMEOUT, assert_serving, connected, expect_closed_silently
+from .helpers import (TIMEOUT, assert_serving, connected, expect_closed_silently, expect_publish, publish_acked,
+                      raw, subscriber)
 
 
 def close_reason(broker, c: m.RawClient) -> str:
@@ -69,3 +71,90 @@ def test_second_connect_with_malformed_body_is_protocol_violation(broker):
     expect_closed_silently(c)
     reason = close_reason(broker, c)
     assert "(0x82)" in reason and "second CONNECT" in reason, reason
+
+
+# ----------------------------------------------- control characters (1.5.3) --
+
+# Control characters (MQTT 3.1.1 1.5.3: U+0001..U+001F and U+007F..U+009F), as UTF-8.
+CONTROLS = {"U+0001": b"\x01", "U+001F": b"\x1f", "U+007F": b"\x7f", "U+0080": b"\xc2\x80", "U+009F": b"\xc2\x9f"}
+
+@pytest.mark.parametrize("cc", list(CONTROLS.values()), ids=list(CONTROLS))
+def test_control_character_in_topic_name_closed(broker, cc):
+    """1.5.3: control characters SHOULD NOT be in a UTF-8 string, and a receiver of one MAY close the
+    connection; petrel does (as Mosquitto) for a topic name. Nothing is routed."""
+    topic = f"ce/cc/{cc.hex()}"
+    sub = subscriber(broker, f"ce-cc-s-{cc.hex()}", [(topic + "/#", 0)])
+    c = connected(broker, f"ce-cc-{cc.hex()}")
+    c.send(m.publish(topic.encode() + b"/" + cc, b"x", qos=1))
+    expect_closed_silently(c)
+    assert "control character in topic name" in close_reason(broker, c)
+    pub = connected(broker, f"ce-cc-p-{cc.hex()}")
+    publish_acked(pub, topic, b"sentinel", qos=1)
+    expect_publish(sub, topic, b"sentinel")
+
+
+def test_control_character_in_subscribe_filter_closed(broker):
+    """1.5.3: a SUBSCRIBE whose filter holds U+0007 closes the connection (no SUBACK)."""
+    c = connected(broker, "ce-cc-sub")
+    c.send(m.subscribe(1, [(b"ce/\x07/#", 0)]))
+    expect_closed_silently(c)
+    assert "control character in topic filter" in close_reason(broker, c)
+
+
+def test_control_character_in_unsubscribe_filter_closed(broker):
+    """1.5.3: an UNSUBSCRIBE whose filter holds U+0085 (C2 85) closes the connection (no UNSUBACK)."""
+    c = connected(broker, "ce-cc-unsub")
+    c.send(m.unsubscribe(1, [b"ce/\xc2\x85"]))
+    expect_closed_silently(c)
+    assert "control character in topic filter" in close_reason(broker, c)
+
+
+def test_control_character_in_client_id_closed_without_connack(broker):
+    """1.5.3: a client id holding U+001B: the CONNECT is malformed, the connection closed without CONNACK."""
+    c = raw(broker)
+    c.send(m.connect(b"ce-\x1b"))
+    expect_closed_silently(c)
+    assert "control character in client identifier" in close_reason(broker, c)
+
+
+def test_control_character_in_user_name_closed_without_connack(broker):
+    """1.5.3: a user name holding U+0009: closed without CONNACK."""
+    c = raw(broker)
+    c.send(m.connect("ce-user", username=b"al\x09ice", password=b"pw"))
+    expect_closed_silently(c)
+    assert "control character in user name" in close_reason(broker, c)
+
+
+def test_control_character_in_will_topic_closed_without_connack(broker):
+    """1.5.3: a will topic holding U+007F: closed without CONNACK."""
+    c = raw(broker)
+    c.send(m.connect("ce-will", will_topic=b"ce/\x7f", will_payload=b"x"))
+    expect_closed_silently(c)
+    assert "control character in will topic" in close_reason(broker, c)
+
+
+def test_v31_control_character_in_client_id_closed_without_connack(broker):
+    """MQTT 3.1 the same: a client id holding U+0001 closes the connection without CONNACK."""
+    c = raw(broker, version=3)
+    c.send(m.connect(b"ce-31-\x01", version=3))
+    expect_closed_silently(c)
+    assert "control character in client identifier" in close_reason(broker, c)
+
+
+def test_control_characters_in_payload_and_password_accepted(broker):
+    """The rule covers names only: a password holding control characters is accepted, and a payload holding
+    them is delivered unchanged."""
+    sub = subscriber(broker, "ce-ccp-s", [("ce/ccp", 1)], username="u", password=b"\x01\x1f\x7f")
+    pub = connected(broker, "ce-ccp-p")
+    publish_acked(pub, "ce/ccp", b"\x01\x1f\x7f\xc2\x80", qos=1)
+    expect_publish(sub, "ce/ccp", b"\x01\x1f\x7f\xc2\x80")
+
+
+def test_allow_control_characters_accepts_them(make_broker):
+    """petrel [mqtt] allow_control_characters = true: a client id, a filter and a topic name with control
+    characters are accepted, and the message is routed."""
+    broker = make_broker("[mqtt]\nallow_control_characters = true\n")
+    sub = subscriber(broker, "ce-allow-\x01", [("ce/\x07/+", 1)])
+    pub = connected(broker, "ce-allow-p")
+    publish_acked(pub, "ce/\x07/\u0085", b"bell", qos=1)
+    expect_publish(sub, "ce/\x07/\u0085", b"bell")

@@ -2,7 +2,8 @@
 DISCONNECT with the reason code, then a close; in CONNECT it is CONNACK with it.
 
 - a property not allowed in its packet, or with a value cut short, is a Malformed Packet (2.2.2.2);
-- a packet type a client never sends is a Protocol Error, whatever its body (2.1.2).
+- a packet type a client never sends is a Protocol Error, whatever its body (2.1.2);
+- control characters in names are malformed (1.5.4).
 """
 import pytest
 
@@ -83,3 +84,82 @@ def test_auth_with_malformed_body_is_protocol_error(broker, v5):
 def test_second_connect_with_malformed_body_is_protocol_error(broker, v5):
     """[MQTT-3.1.0-2] A second CONNECT is a Protocol Error: DISCONNECT 0x82 even if it is truncated."""
     _violate(v5, broker, "ce-conn2", m.packet(m.CONNECT, 0, m.mstr("MQTT") + b"\x05"), 0x82)
+
+
+# ---------------------------------------- control characters (1.5.4) --
+
+# Control characters (MQTT 5.0 1.5.4: U+0001..U+001F and U+007F..U+009F), as UTF-8.
+CONTROLS = {"U+0001": b"\x01", "U+001F": b"\x1f", "U+007F": b"\x7f", "U+0080": b"\xc2\x80", "U+009F": b"\xc2\x9f"}
+
+
+@pytest.mark.parametrize("cc", list(CONTROLS.values()), ids=list(CONTROLS))
+def test_control_character_in_topic_name_is_malformed(broker, v5, cc):
+    """[1.5.4] Control characters SHOULD NOT be in a UTF-8 string and a receiver MAY treat a packet with them as
+    malformed; petrel does (as Mosquitto) for topic names: DISCONNECT 0x81."""
+    _violate(v5, broker, f"ce-cc-{cc.hex()}", m.publish(b"ce/" + cc, b"x", qos=1, version=5), 0x81)
+
+
+def test_control_character_in_subscribe_filter_is_malformed(broker, v5):
+    """[1.5.4] A topic filter with U+0007 in SUBSCRIBE: DISCONNECT 0x81 (not a SUBACK with 0x8F)."""
+    _violate(v5, broker, "ce-cc-sub", m.subscribe(1, [(b"ce/\x07/#", 0)], version=5), 0x81)
+
+
+def test_control_character_in_unsubscribe_filter_is_malformed(broker, v5):
+    """[1.5.4] A topic filter with U+0085 (C2 85) in UNSUBSCRIBE: DISCONNECT 0x81."""
+    _violate(v5, broker, "ce-cc-unsub", m.unsubscribe(1, [b"ce/\xc2\x85"], version=5), 0x81)
+
+
+def test_control_character_in_client_id_is_malformed(broker, v5):
+    """[1.5.4] [3.1.3.1] A Client Identifier with U+001B: CONNACK 0x81, then close."""
+    c = v5.client(broker)
+    c.send(m.connect(b"ce-\x1b", version=5))
+    v5.expect_refused(c, 0x81)
+
+
+def test_control_character_in_user_name_is_malformed(broker, v5):
+    """[1.5.4] [3.1.3.5] A User Name with U+0009 (TAB): CONNACK 0x81, then close."""
+    c = v5.client(broker)
+    c.send(m.connect("ce-user", version=5, username=b"al\x09ice"))
+    v5.expect_refused(c, 0x81)
+
+
+def test_control_character_in_will_topic_is_malformed(broker, v5):
+    """[1.5.4] [3.1.3.3] A Will Topic with U+007F: CONNACK 0x81, then close."""
+    c = v5.client(broker)
+    c.send(m.connect("ce-will", version=5, will_topic=b"ce/\x7f", will_payload=b"x"))
+    v5.expect_refused(c, 0x81)
+
+
+def test_non_control_latin1_character_in_topic_accepted(broker, v5):
+    """[1.5.4] U+00A0 (C2 A0) is just past the C1 controls: a topic with it is accepted and routed."""
+    s = v5.connect(broker, "ce-nbsp-s")
+    v5.subscribe(s, "ce/\u00a0", 1)
+    p = v5.connect(broker, "ce-nbsp-p")
+    assert v5.publish(p, "ce/\u00a0", b"ok", qos=1) == 0
+    assert v5.receive(s).fields["topic"] == "ce/\u00a0"
+
+
+def test_control_characters_in_payload_and_properties_delivered(broker, v5):
+    """[1.5.4] The rule covers names only: a payload, a User Property and a Content Type holding control
+    characters are delivered unchanged, and a password holding them is accepted."""
+    s = v5.connect(broker, "ce-ccp-s", username="u", password=b"\x01\x1f\x7f")
+    v5.subscribe(s, "ce/ccp", 1)
+    p = v5.connect(broker, "ce-ccp-p")
+    props = [(m.USER_PROPERTY, ("k\x01", "v\x1f")), (m.CONTENT_TYPE, "text/\x7f")]
+    v5.publish(p, "ce/ccp", b"\x00\x01\x1f\x7f\xc2\x80", qos=1, properties=props)
+    got = v5.receive(s)
+    assert got.fields["payload"] == b"\x00\x01\x1f\x7f\xc2\x80"
+    assert got.fields["props"][m.USER_PROPERTY] == [("k\x01", "v\x1f")]
+    assert got.fields["props"][m.CONTENT_TYPE] == "text/\x7f"
+
+
+def test_allow_control_characters_accepts_them(make_broker, v5):
+    """petrel [mqtt] allow_control_characters = true: a client id, a filter and a topic name with control
+    characters are accepted, and the message is routed."""
+    broker = make_broker("[mqtt]\nallow_control_characters = true\n")
+    s = v5.connect(broker, "ce-allow-\x01")
+    assert v5.subscribe(s, "ce/\x07/+", 1) == [1]
+    p = v5.connect(broker, "ce-allow-p")
+    assert v5.publish(p, "ce/\x07/\u0085", b"bell", qos=1) == 0
+    got = v5.receive(s)
+    assert (got.fields["topic"], got.fields["payload"]) == ("ce/\x07/\u0085", b"bell")

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "mqtt/codec.hpp"
+#include "mqtt/utf8.hpp"
 
 namespace petrel::mqtt {
 namespace {
@@ -32,7 +33,7 @@ ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max =
     auto f = r.next();
     if (!f) return ReasonCode::Success;
     if (f->type() == PacketType::Connect && o.sender != Sender::Client) {
-      decode_connect(*f);
+      decode_connect(*f, o);
     } else {
       decode(*f, v, o);
     }
@@ -572,6 +573,71 @@ TEST(CodecDirection, ClientPacketsFromAServerAreProtocolErrors) {
   EXPECT_EQ(decode_error("\xC0\x00"s, Version::V311, max, server), ReasonCode::ProtocolError);
   EXPECT_EQ(decode_error("\x20\x02\x00\x00"s, Version::V311, max, server), ReasonCode::Success);
   EXPECT_EQ(decode_error("\xD0\x00"s, Version::V311, max, server), ReasonCode::Success);
+}
+
+// ------------------------------------------------------- control characters --
+
+TEST(Utf8, ControlCharacters) {
+  for (const auto& s : {"\x01"s, "a\x1F"s, "\x7F"s, "a\xC2\x80"s, "\xC2\x9F"
+                                                                   "b"s})
+    EXPECT_TRUE(has_control_characters(s)) << testing::PrintToString(s);
+  // U+0020, U+007E, U+00A0 (C2 A0), U+0100 (C4 80), U+20AC (E2 82 AC): not controls.
+  for (const auto& s : {""s, " ~"s, "\xC2\xA0"s, "\xC4\x80"s, "\xE2\x82\xAC"s, "a/b"s})
+    EXPECT_FALSE(has_control_characters(s)) << testing::PrintToString(s);
+}
+
+const std::string kControls[] = {"\x01"s, "\x09"s, "\x1F"s, "\x7F"s, "\xC2\x80"s, "\xC2\x9F"s};
+
+TEST(CodecControlCharacters, InTopicNameAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  for (const auto& cc : kControls) {
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "x"), Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "\x00x"s), Version::V5), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "x"), Version::V311, 268'435'460, allow),
+              ReasonCode::Success);
+  }
+  // U+00A0 is printable.
+  EXPECT_EQ(decode_error(frame(0x30, str("a/\xC2\xA0") + "x"), Version::V311), ReasonCode::Success);
+}
+
+TEST(CodecControlCharacters, InTopicFiltersAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  const std::uint32_t max = 268'435'460;
+  for (const auto& cc : kControls) {
+    const std::string sub = frame(0x82, "\x00\x01"s + str("ok") + "\x00"s + str("a" + cc) + "\x00"s);
+    const std::string unsub = frame(0xA2, "\x00\x01"s + str("a" + cc));
+    EXPECT_EQ(decode_error(sub, Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(unsub, Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(sub, Version::V311, max, allow), ReasonCode::Success);
+    EXPECT_EQ(decode_error(unsub, Version::V311, max, allow), ReasonCode::Success);
+  }
+}
+
+TEST(CodecControlCharacters, InConnectNamesAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  const std::uint32_t max = 268'435'460;
+  const std::string cc = "\x01"s;
+  for (auto v : {Version::V31, Version::V311, Version::V5}) {
+    const std::string will_props = v == Version::V5 ? "\x00"s : ""s;
+    const std::string client_id = connect(v, 0x02, str("c" + cc));
+    const std::string user = connect(v, 0x82, str("c") + str("u" + cc));
+    const std::string will = connect(v, 0x06, str("c") + will_props + str("w" + cc) + str("x"));
+    for (const auto& bytes : {client_id, user, will}) {
+      EXPECT_EQ(decode_error(bytes, v), ReasonCode::MalformedPacket) << testing::PrintToString(bytes);
+      EXPECT_EQ(decode_error(bytes, v, max, allow), ReasonCode::Success) << testing::PrintToString(bytes);
+    }
+    // Password (binary data) and will payload are not strings: control characters are theirs to carry.
+    EXPECT_EQ(decode_error(connect(v, 0xC2, str("c") + str("u") + str("\x01\x1F\x7F")), v), ReasonCode::Success);
+    EXPECT_EQ(decode_error(connect(v, 0x06, str("c") + will_props + str("w") + str("\x01")), v), ReasonCode::Success);
+  }
+}
+
+TEST(CodecControlCharacters, PayloadsAndOtherStringsAreUntouched) {
+  // PUBLISH payload; User Property, Content Type and Response Topic strings.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x01\x1F\x7F"s), Version::V311), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x0C\x26"s + str("k\x01") + str("\x1F") + "\x03"s + str("\x7F")),
+                         Version::V5),
+            ReasonCode::Success);
 }
 
 }  // namespace
