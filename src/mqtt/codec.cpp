@@ -114,6 +114,15 @@ std::string name_string(Reader& r, const DecodeOptions& o, std::string_view what
   return s;
 }
 
+// A topic filter in SUBSCRIBE or UNSUBSCRIBE: at least one character
+// [MQTT-4.7.3-1]. An empty one is not a filter the broker could refuse alone
+// (SUBACK 0x8F) but a packet that breaks the rules for its payload.
+std::string filter_string(Reader& r, const DecodeOptions& o) {
+  std::string s = name_string(r, o, "topic filter");
+  if (s.empty()) malformed("zero-length topic filter");
+  return s;
+}
+
 // The packet type alone, before the body: reserved types and packets going
 // the wrong way are Protocol Errors however their bodies look.
 void check_packet_type(const Frame& f, Version v, const DecodeOptions& o) {
@@ -219,7 +228,7 @@ Subscribe decode_subscribe(const Frame& f, Version v, const DecodeOptions& o) {
   if (r.empty()) protocol_error("SUBSCRIBE without topic filters");
   while (!r.empty()) {
     Subscription sub;
-    sub.filter = name_string(r, o, "topic filter");
+    sub.filter = filter_string(r, o);
     auto o = r.u8();
     sub.options.qos = o & 0x03;
     if (v == Version::V5) {
@@ -268,7 +277,7 @@ Unsubscribe decode_unsubscribe(const Frame& f, Version v, const DecodeOptions& o
   u.packet_id = packet_id(r);
   if (v == Version::V5) u.properties = decode_properties(r, PropertyContext::Unsubscribe);
   if (r.empty()) protocol_error("UNSUBSCRIBE without topic filters");
-  while (!r.empty()) u.filters.push_back(name_string(r, o, "topic filter"));
+  while (!r.empty()) u.filters.push_back(filter_string(r, o));
   return u;
 }
 

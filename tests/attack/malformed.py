@@ -71,6 +71,7 @@ KINDS: list[Kind] = [
     _v5("topic-alias-in-unsubscribe", m.unsubscribe(1, ["a"], version=5, properties=[(m.TOPIC_ALIAS, 1)]), 0x81),
     _v5("suback-from-client-malformed", b"\x90\x03\x00\x01\x03", 0x82),
     _v5("control-character-in-topic", m.publish(b"a/\x07", b"x", version=5), 0x81),
+    _v5("zero-length-filter", m.subscribe(1, [("", 0)], version=5), 0x81),
     # ---- MQTT 3.1.1 after CONNECT
     _v3("remaining-length-5-bytes", bytes([0xC0, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])),
     _v3("utf8-ff", m.publish(b"mf/\xff", b"x")),
@@ -99,6 +100,7 @@ KINDS: list[Kind] = [
     _v3("wildcard-topic", m.publish("a/#", b"x")),
     _v3("second-connect", m.connect("second")),
     _v3("control-character-in-topic", m.publish(b"a/\x1b", b"x")),
+    _v3("zero-length-filter", m.subscribe(1, [("", 0)])),
     # ---- before CONNECT
     _pre("remaining-length-5-bytes", bytes([0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x7F])),
     _pre("bad-utf8-client-id", m.connect(b"mf-\xff")),

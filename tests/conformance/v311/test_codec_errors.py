@@ -2,7 +2,8 @@
 [MQTT-4.8.0-1]; which fault petrel saw is in its log (the reason of the close), so the tests read that too.
 
 - a packet type a client never sends is a protocol violation, whatever its body (2.2.1);
-- control characters in names close the connection (1.5.3).
+- control characters in names close the connection (1.5.3);
+- so do zero-length topic filters (4.7.3).
 """
 import time
 
@@ -11,7 +12,7 @@ import pytest
 import mqttraw as m
 
 from .helpers import (TIMEOUT, assert_serving, connected, expect_closed_silently, expect_publish, publish_acked,
-                      raw, subscriber)
+                      raw, subscribe, subscriber)
 
 
 def close_reason(broker, c: m.RawClient) -> str:
@@ -158,3 +159,30 @@ def test_allow_control_characters_accepts_them(make_broker):
     pub = connected(broker, "ce-allow-p")
     publish_acked(pub, "ce/\x07/\u0085", b"bell", qos=1)
     expect_publish(sub, "ce/\x07/\u0085", b"bell")
+
+
+# --------------------------------------------- zero-length topic filters (4.7.3) --
+
+def test_zero_length_filter_in_subscribe_closed(broker):
+    """[MQTT-4.7.3-1] Topic filters must be at least one character long. A SUBSCRIBE holding an empty one (after
+    a valid one) breaks the rules for its payload: the connection is closed, no SUBACK (not 0x80), and the
+    valid filter in it is not subscribed."""
+    c = connected(broker, "ce-empty-sub", clean=False)
+    c.send(m.subscribe(1, [("ce/empty/ok", 1), ("", 1)]))
+    expect_closed_silently(c)
+    assert "zero-length topic filter" in close_reason(broker, c)
+    pub = connected(broker, "ce-empty-p")
+    c2 = raw(broker)
+    assert c2.connect("ce-empty-sub", clean=False).fields["reason"] == 0
+    assert subscribe(c2, [("ce/empty/probe", 1)]) == [1]
+    publish_acked(pub, "ce/empty/ok", b"must not arrive", qos=1, packet_id=1)
+    publish_acked(pub, "ce/empty/probe", b"sentinel", qos=1, packet_id=2)
+    expect_publish(c2, "ce/empty/probe", b"sentinel")
+
+
+def test_zero_length_filter_in_unsubscribe_closed(broker):
+    """[MQTT-4.7.3-1] An UNSUBSCRIBE with an empty topic filter closes the connection (no UNSUBACK)."""
+    c = connected(broker, "ce-empty-unsub")
+    c.send(m.unsubscribe(1, [""]))
+    expect_closed_silently(c)
+    assert "zero-length topic filter" in close_reason(broker, c)

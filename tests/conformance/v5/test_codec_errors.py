@@ -3,7 +3,8 @@ DISCONNECT with the reason code, then a close; in CONNECT it is CONNACK with it.
 
 - a property not allowed in its packet, or with a value cut short, is a Malformed Packet (2.2.2.2);
 - a packet type a client never sends is a Protocol Error, whatever its body (2.1.2);
-- control characters in names are malformed (1.5.4).
+- control characters in names are malformed (1.5.4);
+- so are zero-length topic filters (4.7.3).
 """
 import pytest
 
@@ -163,3 +164,17 @@ def test_allow_control_characters_accepts_them(make_broker, v5):
     assert v5.publish(p, "ce/\x07/\u0085", b"bell", qos=1) == 0
     got = v5.receive(s)
     assert (got.fields["topic"], got.fields["payload"]) == ("ce/\x07/\u0085", b"bell")
+
+
+# ------------------------------------------ zero-length topic filters (4.7.3) --
+
+
+def test_zero_length_filter_in_subscribe_is_malformed(broker, v5):
+    """[MQTT-4.7.3-1] Topic Filters must be at least one character long: a SUBSCRIBE holding an empty one (after
+    a valid one) is refused as a whole with DISCONNECT 0x81, not answered with SUBACK 0x8F."""
+    _violate(v5, broker, "ce-empty-sub", m.subscribe(1, [("ce/ok", 0), ("", 0)], version=5), 0x81)
+
+
+def test_zero_length_filter_in_unsubscribe_is_malformed(broker, v5):
+    """[MQTT-4.7.3-1] An UNSUBSCRIBE with an empty topic filter: DISCONNECT 0x81."""
+    _violate(v5, broker, "ce-empty-unsub", m.unsubscribe(1, [""], version=5), 0x81)

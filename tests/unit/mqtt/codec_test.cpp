@@ -640,5 +640,23 @@ TEST(CodecControlCharacters, PayloadsAndOtherStringsAreUntouched) {
             ReasonCode::Success);
 }
 
+// ------------------------------------------------------ zero-length filters --
+
+TEST(CodecMalformed, ZeroLengthTopicFilter) {
+  // [MQTT-4.7.3-1] Topic Filters must be at least one character long: an empty one makes the SUBSCRIBE or
+  // UNSUBSCRIBE malformed, also after a valid filter.
+  for (auto v : {Version::V31, Version::V311}) {
+    EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("") + "\x00"s), v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("a") + "\x00"s + str("") + "\x00"s), v),
+              ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01"s + str("a") + str("")), v), ReasonCode::MalformedPacket);
+  }
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01\x00"s + str("") + "\x00"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01\x00"s + str("")), Version::V5), ReasonCode::MalformedPacket);
+  // An invalid but non-empty filter is the broker's to refuse per filter (SUBACK 0x8F / 0x80).
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("a/#/b") + "\x00"s), Version::V311), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("$share/g/") + "\x00"s), Version::V311), ReasonCode::Success);
+}
+
 }  // namespace
 }  // namespace petrel::mqtt
