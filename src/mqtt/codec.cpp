@@ -104,6 +104,14 @@ void expect_flags(const Frame& f, std::uint8_t flags) {
   if (f.flags() != flags) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
 }
 
+// PUBREL, SUBSCRIBE and UNSUBSCRIBE: flags 0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
+// [MQTT-3.10.1-1]. MQTT 3.1 calls them QoS 1 messages and sets DUP (bit 3)
+// when it sends one again, so 3.1 sessions may set that bit.
+void expect_qos1_flags(const Frame& f, Version v) {
+  const unsigned flags = v == Version::V31 ? f.flags() & ~0x08u : f.flags();
+  if (flags != 0x02) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
+}
+
 // A string that names something (topic name or filter, client identifier,
 // user name, will topic): UTF-8 as every string, and no control characters
 // unless the options allow them (codec.hpp, DecodeOptions).
@@ -203,7 +211,11 @@ bool valid_ack_reason(PacketType t, std::uint8_t rc) {
 PubAck decode_puback(const Frame& f, Version v) {
   PubAck a;
   a.type = f.type();
-  expect_flags(f, a.type == PacketType::Pubrel ? 0x02 : 0x00);
+  if (a.type == PacketType::Pubrel) {
+    expect_qos1_flags(f, v);
+  } else {
+    expect_flags(f, 0);
+  }
   Reader r(f.body);
   a.packet_id = packet_id(r);
   if (v == Version::V5) {
@@ -220,7 +232,7 @@ PubAck decode_puback(const Frame& f, Version v) {
 }
 
 Subscribe decode_subscribe(const Frame& f, Version v, const DecodeOptions& o) {
-  expect_flags(f, 0x02);
+  expect_qos1_flags(f, v);
   Subscribe s;
   Reader r(f.body);
   s.packet_id = packet_id(r);
@@ -271,7 +283,7 @@ Suback decode_suback(const Frame& f, Version v) {
 }
 
 Unsubscribe decode_unsubscribe(const Frame& f, Version v, const DecodeOptions& o) {
-  expect_flags(f, 0x02);
+  expect_qos1_flags(f, v);
   Unsubscribe u;
   Reader r(f.body);
   u.packet_id = packet_id(r);
@@ -371,11 +383,16 @@ bool valid_disconnect_reason(ReasonCode rc) {
 
 Connect decode_connect(const Frame& f, const DecodeOptions& o) {
   if (f.type() != PacketType::Connect) protocol_error("first packet is not CONNECT");
-  expect_flags(f, 0);
   Reader r(f.body);
   Connect c;
   const std::string name = r.utf8();
   const std::uint8_t level = r.u8();
+  // MQTT 3.1 has DUP, QoS and RETAIN bits in every fixed header and leaves
+  // them "not used" in CONNECT, and does not reserve connect flag bit 0 as
+  // 3.1.1 does: 3.1 clients may send either unzeroed (Mosquitto accepts
+  // them). 3.1.1 and 5.0 reserve both [MQTT-2.2.2-1] [MQTT-3.1.2-3].
+  const bool v31 = name == "MQIsdp" && level == 3;
+  if (!v31) expect_flags(f, 0);
   if (name == "MQTT" && (level == 4 || level == 5)) {
     c.version = static_cast<Version>(level);
   } else if (name == "MQIsdp" && level == 3) {
@@ -387,7 +404,7 @@ Connect decode_connect(const Frame& f, const DecodeOptions& o) {
     protocol_error(fmt::format("unknown protocol name '{}'", name));
   }
   const std::uint8_t flags = r.u8();
-  if (flags & 0x01) malformed("reserved CONNECT flag set");
+  if ((flags & 0x01) && !v31) malformed("reserved CONNECT flag set");
   c.clean_start = flags & 0x02;
   const bool will = flags & 0x04;
   const std::uint8_t will_qos = (flags >> 3) & 0x03;

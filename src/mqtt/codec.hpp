@@ -80,6 +80,8 @@ struct DecodeOptions {
 
 // Decodes CONNECT, whatever the protocol version (it is inside the packet).
 // Throws ProtocolError; UnsupportedProtocolVersion for an unknown name/level.
+// MQTT 3.1 CONNECTs may leave the fixed-header flags and the reserved connect
+// flag (bit 0) unzeroed; 3.1.1 and 5.0 reserve them [MQTT-2.2.2-1] [MQTT-3.1.2-3].
 Connect decode_connect(const Frame& f, const DecodeOptions& o = {});
 
 // Decodes any packet for an established connection of version `v`. Checks

@@ -4,7 +4,8 @@ DISCONNECT with the reason code, then a close; in CONNECT it is CONNACK with it.
 - a property not allowed in its packet, or with a value cut short, is a Malformed Packet (2.2.2.2);
 - a packet type a client never sends is a Protocol Error, whatever its body (2.1.2);
 - control characters in names are malformed (1.5.4);
-- so are zero-length topic filters (4.7.3).
+- so are zero-length topic filters (4.7.3);
+- the leniency petrel grants MQTT 3.1 clients does not extend to MQTT 5.
 """
 import pytest
 
@@ -178,3 +179,16 @@ def test_zero_length_filter_in_subscribe_is_malformed(broker, v5):
 def test_zero_length_filter_in_unsubscribe_is_malformed(broker, v5):
     """[MQTT-4.7.3-1] An UNSUBSCRIBE with an empty topic filter: DISCONNECT 0x81."""
     _violate(v5, broker, "ce-empty-unsub", m.unsubscribe(1, [""], version=5), 0x81)
+
+
+# ------------------------------------------------ MQTT 3.1 leniency stays there --
+
+
+def test_pubrel_with_dup_is_malformed(broker, v5):
+    """[MQTT-3.6.1-1] PUBREL flags must be 0010; DUP (1010), which MQTT 3.1 clients set on a resent PUBREL, is
+    not accepted from a v5 client: DISCONNECT 0x81."""
+    c = v5.connect(broker, "ce-reldup")
+    c.send(m.publish("ce/reldup", b"x", qos=2, packet_id=9, version=5))
+    assert c.expect(m.PUBREC).fields["packet_id"] == 9
+    c.send(bytes([0x6A, 0x02, 0x00, 0x09]))
+    v5.expect_disconnect(c, 0x81)

@@ -658,5 +658,37 @@ TEST(CodecMalformed, ZeroLengthTopicFilter) {
   EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("$share/g/") + "\x00"s), Version::V311), ReasonCode::Success);
 }
 
+// ------------------------------------------------------------ MQTT 3.1 --
+
+TEST(Codec31, DupOnRetransmittedQos1Packets) {
+  // MQTT 3.1 PUBREL, SUBSCRIBE and UNSUBSCRIBE are QoS 1 messages that set DUP when sent again.
+  EXPECT_EQ(decode_one("\x6A\x02\x00\x07"s, Version::V31), Packet(PubAck{PacketType::Pubrel, 7, ReasonCode::Success, {}}));
+  EXPECT_EQ(decode_error(frame(0x8A, "\x00\x01"s + str("a") + "\x01"s), Version::V31), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0xAA, "\x00\x01"s + str("a")), Version::V31), ReasonCode::Success);
+  // The QoS bits still say 1, and 3.1.1 and 5.0 reserve DUP there [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1].
+  EXPECT_EQ(decode_error("\x60\x02\x00\x07"s, Version::V31), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x6B\x02\x00\x07"s, Version::V31), ReasonCode::MalformedPacket);
+  for (auto v : {Version::V311, Version::V5}) {
+    EXPECT_EQ(decode_error("\x6A\x02\x00\x07"s, v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x8A, "\x00\x01"s + (v == Version::V5 ? "\x00"s : ""s) + str("a") + "\x01"s), v),
+              ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0xAA, "\x00\x01"s + (v == Version::V5 ? "\x00"s : ""s) + str("a")), v),
+              ReasonCode::MalformedPacket);
+  }
+}
+
+TEST(Codec31, ConnectMayLeaveReservedBitsSet) {
+  // MQTT 3.1: CONNECT's fixed-header DUP/QoS/RETAIN are "not used", connect flag bit 0 is not reserved.
+  auto c = std::get<Connect>(decode_one(connect(Version::V31, 0x03, str("x"), "", 0x1F), Version::V31));
+  EXPECT_EQ(c.version, Version::V31);
+  EXPECT_TRUE(c.clean_start);
+  EXPECT_EQ(c.client_id, "x");
+  // 3.1.1 and 5.0 reserve both [MQTT-2.2.2-1] [MQTT-3.1.2-3].
+  for (auto v : {Version::V311, Version::V5}) {
+    EXPECT_EQ(decode_error(connect(v, 0x02, str("x"), "\x00"s, 0x1F), v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(connect(v, 0x03, str("x")), v), ReasonCode::MalformedPacket);
+  }
+}
+
 }  // namespace
 }  // namespace petrel::mqtt
