@@ -197,7 +197,8 @@ class Parser {
                   "max_queued_messages", "queue_qos0_offline", "topic_alias_maximum", "topic_alias_to_client",
                   "max_qos", "retain_available", "allow_empty_client_id", "connect_timeout", "max_queued_bytes",
                   "max_connections", "max_client_id_length", "max_topic_length", "max_topic_levels",
-                  "max_subscriptions", "max_retained_messages", "max_user_properties"});
+                  "max_subscriptions", "max_retained_messages", "max_user_properties",
+                  "allow_control_characters"});
       auto& b = c.broker;
       integer(*m, "max_packet_size", b.max_packet_size, 64, 268'435'460);
       integer(*m, "max_keep_alive", b.max_keep_alive, 1, 65535);
@@ -219,6 +220,7 @@ class Parser {
       integer(*m, "max_user_properties", b.max_user_properties, 0, 65535);
       boolean(*m, "retain_available", b.retain_available);
       boolean(*m, "allow_empty_client_id", b.allow_empty_client_id);
+      boolean(*m, "allow_control_characters", b.allow_control_characters);
       std::int64_t seconds = b.connect_timeout.count() / 1000;
       integer(*m, "connect_timeout", seconds, 1, 3600);
       b.connect_timeout = std::chrono::seconds(seconds);

@@ -87,7 +87,12 @@ void Client::handle(const mqtt::Frame& frame) {
     handle_connect(frame);
     return;
   }
-  mqtt::Packet packet = mqtt::decode(frame, version_);
+  // Packet types a client never sends (and AUTH: petrel offers no enhanced
+  // authentication) are refused from the first byte, before the body.
+  mqtt::Packet packet =
+      mqtt::decode(frame, version_,
+                   {.sender = mqtt::Sender::Client,
+                    .allow_control_characters = broker_.config().allow_control_characters});
   fault::check("packet", mqtt::to_string(mqtt::packet_type(packet)));
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
   if (user_properties > broker_.config().max_user_properties)
@@ -108,12 +113,11 @@ void Client::handle(const mqtt::Frame& frame) {
           send(mqtt::Pingresp{});
         } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
           on_disconnect(p);
-        } else if constexpr (std::is_same_v<T, mqtt::Connect>) {
-          mqtt::protocol_error("second CONNECT");
-        } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
-          mqtt::protocol_error("AUTH without an authentication method in use");
         } else {
-          mqtt::protocol_error(fmt::format("{} is sent by servers only", mqtt::to_string(mqtt::packet_type(packet))));
+          // A second CONNECT, AUTH (without enhanced authentication) and the
+          // packets only servers send: the decoder refused them already,
+          // from the first byte (DecodeOptions::sender).
+          mqtt::protocol_error(fmt::format("unexpected {}", mqtt::to_string(mqtt::packet_type(packet))));
         }
       },
       packet);
@@ -127,7 +131,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
       frame.body.size() > 6 && frame.body.substr(0, 6) == std::string_view("\0\4MQTT", 6) && frame.body[6] == 5;
   mqtt::Connect c;
   try {
-    c = mqtt::decode_connect(frame);
+    c = mqtt::decode_connect(frame, {.allow_control_characters = broker_.config().allow_control_characters});
   } catch (const mqtt::ProtocolError& e) {
     if (e.code() == ReasonCode::UnsupportedProtocolVersion) {
       refuse_connect(Version::V311, e.code(), e.what());

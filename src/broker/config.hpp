@@ -33,6 +33,10 @@ struct BrokerConfig {
   std::uint8_t max_qos = 2;
   bool retain_available = true;
   bool allow_empty_client_id = true;
+  // Accept control characters (U+0001..U+001F, U+007F..U+009F) in topic
+  // names and filters, client ids, user names and will topics. Off: such a
+  // packet is malformed (v5: 0x81; v3: the connection is closed).
+  bool allow_control_characters = false;
   // Bytes (topic + payload) queued per session; 0: no byte limit.
   std::uint64_t max_queued_bytes = 64ull << 20;
   std::uint16_t max_client_id_length = 256;

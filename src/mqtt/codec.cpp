@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "mqtt/topic.hpp"
+#include "mqtt/utf8.hpp"
 #include "mqtt/wire.hpp"
 
 namespace petrel::mqtt {
@@ -103,6 +104,62 @@ void expect_flags(const Frame& f, std::uint8_t flags) {
   if (f.flags() != flags) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
 }
 
+// PUBREL, SUBSCRIBE and UNSUBSCRIBE: flags 0010 [MQTT-3.6.1-1] [MQTT-3.8.1-1]
+// [MQTT-3.10.1-1]. MQTT 3.1 calls them QoS 1 messages and sets DUP (bit 3)
+// when it sends one again, so 3.1 sessions may set that bit.
+void expect_qos1_flags(const Frame& f, Version v) {
+  const unsigned flags = v == Version::V31 ? f.flags() & ~0x08u : f.flags();
+  if (flags != 0x02) malformed(fmt::format("{} with reserved flags 0x{:X}", to_string(f.type()), f.flags()));
+}
+
+// A string that names something (topic name or filter, client identifier,
+// user name, will topic): UTF-8 as every string, and no control characters
+// unless the options allow them (codec.hpp, DecodeOptions).
+std::string name_string(Reader& r, const DecodeOptions& o, std::string_view what) {
+  std::string s = r.utf8();
+  if (!o.allow_control_characters && has_control_characters(s))
+    malformed(fmt::format("control character in {}", what));
+  return s;
+}
+
+// A topic filter in SUBSCRIBE or UNSUBSCRIBE: at least one character
+// [MQTT-4.7.3-1]. An empty one is not a filter the broker could refuse alone
+// (SUBACK 0x8F) but a packet that breaks the rules for its payload.
+std::string filter_string(Reader& r, const DecodeOptions& o) {
+  std::string s = name_string(r, o, "topic filter");
+  if (s.empty()) malformed("zero-length topic filter");
+  return s;
+}
+
+// The packet type alone, before the body: reserved types and packets going
+// the wrong way are Protocol Errors however their bodies look.
+void check_packet_type(const Frame& f, Version v, const DecodeOptions& o) {
+  const PacketType t = f.type();
+  if (static_cast<unsigned>(t) == 0) protocol_error("reserved packet type 0");
+  if (t == PacketType::Auth && v != Version::V5) protocol_error("packet type 15 is reserved before MQTT 5");
+  if (o.sender == Sender::Client) {
+    switch (t) {
+      case PacketType::Connect: protocol_error("second CONNECT");
+      case PacketType::Connack:
+      case PacketType::Suback:
+      case PacketType::Unsuback:
+      case PacketType::Pingresp: protocol_error(fmt::format("{} is sent by servers only", to_string(t)));
+      case PacketType::Auth:
+        if (!o.enhanced_auth) protocol_error("AUTH without enhanced authentication (no Authentication Method)");
+        break;
+      default: break;
+    }
+  } else if (o.sender == Sender::Server) {
+    switch (t) {
+      case PacketType::Connect:
+      case PacketType::Subscribe:
+      case PacketType::Unsubscribe:
+      case PacketType::Pingreq: protocol_error(fmt::format("{} is sent by clients only", to_string(t)));
+      default: break;
+    }
+  }
+}
+
 std::uint16_t packet_id(Reader& r) {
   auto id = r.u16();
   if (id == 0) protocol_error("packet identifier 0");
@@ -113,7 +170,7 @@ void expect_end(const Reader& r, PacketType t) {
   if (!r.empty()) malformed(fmt::format("{} has {} trailing bytes", to_string(t), r.remaining()));
 }
 
-Publish decode_publish(const Frame& f, Version v) {
+Publish decode_publish(const Frame& f, Version v, const DecodeOptions& o) {
   Publish p;
   p.dup = f.flags() & 0x08;
   p.qos = (f.flags() >> 1) & 0x03;
@@ -121,7 +178,7 @@ Publish decode_publish(const Frame& f, Version v) {
   if (p.qos == 3) malformed("PUBLISH with QoS 3");
   if (p.qos == 0 && p.dup) malformed("PUBLISH with QoS 0 and DUP set");
   Reader r(f.body);
-  p.topic = r.utf8();
+  p.topic = name_string(r, o, "topic name");
   if (!valid_topic_name(p.topic, v == Version::V5))
     throw ProtocolError(ReasonCode::TopicNameInvalid, "invalid topic name in PUBLISH");
   if (p.qos > 0) p.packet_id = packet_id(r);
@@ -154,7 +211,11 @@ bool valid_ack_reason(PacketType t, std::uint8_t rc) {
 PubAck decode_puback(const Frame& f, Version v) {
   PubAck a;
   a.type = f.type();
-  expect_flags(f, a.type == PacketType::Pubrel ? 0x02 : 0x00);
+  if (a.type == PacketType::Pubrel) {
+    expect_qos1_flags(f, v);
+  } else {
+    expect_flags(f, 0);
+  }
   Reader r(f.body);
   a.packet_id = packet_id(r);
   if (v == Version::V5) {
@@ -170,8 +231,8 @@ PubAck decode_puback(const Frame& f, Version v) {
   return a;
 }
 
-Subscribe decode_subscribe(const Frame& f, Version v) {
-  expect_flags(f, 0x02);
+Subscribe decode_subscribe(const Frame& f, Version v, const DecodeOptions& o) {
+  expect_qos1_flags(f, v);
   Subscribe s;
   Reader r(f.body);
   s.packet_id = packet_id(r);
@@ -179,7 +240,7 @@ Subscribe decode_subscribe(const Frame& f, Version v) {
   if (r.empty()) protocol_error("SUBSCRIBE without topic filters");
   while (!r.empty()) {
     Subscription sub;
-    sub.filter = r.utf8();
+    sub.filter = filter_string(r, o);
     auto o = r.u8();
     sub.options.qos = o & 0x03;
     if (v == Version::V5) {
@@ -221,14 +282,14 @@ Suback decode_suback(const Frame& f, Version v) {
   return s;
 }
 
-Unsubscribe decode_unsubscribe(const Frame& f, Version v) {
-  expect_flags(f, 0x02);
+Unsubscribe decode_unsubscribe(const Frame& f, Version v, const DecodeOptions& o) {
+  expect_qos1_flags(f, v);
   Unsubscribe u;
   Reader r(f.body);
   u.packet_id = packet_id(r);
   if (v == Version::V5) u.properties = decode_properties(r, PropertyContext::Unsubscribe);
   if (r.empty()) protocol_error("UNSUBSCRIBE without topic filters");
-  while (!r.empty()) u.filters.push_back(r.utf8());
+  while (!r.empty()) u.filters.push_back(filter_string(r, o));
   return u;
 }
 
@@ -320,13 +381,18 @@ bool valid_disconnect_reason(ReasonCode rc) {
 
 }  // namespace
 
-Connect decode_connect(const Frame& f) {
+Connect decode_connect(const Frame& f, const DecodeOptions& o) {
   if (f.type() != PacketType::Connect) protocol_error("first packet is not CONNECT");
-  expect_flags(f, 0);
   Reader r(f.body);
   Connect c;
   const std::string name = r.utf8();
   const std::uint8_t level = r.u8();
+  // MQTT 3.1 has DUP, QoS and RETAIN bits in every fixed header and leaves
+  // them "not used" in CONNECT, and does not reserve connect flag bit 0 as
+  // 3.1.1 does: 3.1 clients may send either unzeroed (Mosquitto accepts
+  // them). 3.1.1 and 5.0 reserve both [MQTT-2.2.2-1] [MQTT-3.1.2-3].
+  const bool v31 = name == "MQIsdp" && level == 3;
+  if (!v31) expect_flags(f, 0);
   if (name == "MQTT" && (level == 4 || level == 5)) {
     c.version = static_cast<Version>(level);
   } else if (name == "MQIsdp" && level == 3) {
@@ -338,7 +404,7 @@ Connect decode_connect(const Frame& f) {
     protocol_error(fmt::format("unknown protocol name '{}'", name));
   }
   const std::uint8_t flags = r.u8();
-  if (flags & 0x01) malformed("reserved CONNECT flag set");
+  if ((flags & 0x01) && !v31) malformed("reserved CONNECT flag set");
   c.clean_start = flags & 0x02;
   const bool will = flags & 0x04;
   const std::uint8_t will_qos = (flags >> 3) & 0x03;
@@ -354,37 +420,38 @@ Connect decode_connect(const Frame& f) {
     if (c.properties.authentication_data && !c.properties.authentication_method)
       protocol_error("authentication data without authentication method");
   }
-  c.client_id = r.utf8();
+  c.client_id = name_string(r, o, "client identifier");
   if (will) {
     Will w;
     w.qos = will_qos;
     w.retain = will_retain;
     if (c.version == Version::V5) w.properties = decode_properties(r, PropertyContext::Will);
-    w.topic = r.utf8();
+    w.topic = name_string(r, o, "will topic");
     w.payload = r.binary();
     if (w.properties.payload_format_indicator == 1 && !valid_utf8(w.payload))
       throw ProtocolError(ReasonCode::PayloadFormatInvalid,
                           "will payload is not UTF-8 although format indicator says so");
     c.will = std::move(w);
   }
-  if (has_username) c.username = r.utf8();
+  if (has_username) c.username = name_string(r, o, "user name");
   if (has_password) c.password = r.binary();
   expect_end(r, PacketType::Connect);
   return c;
 }
 
-Packet decode(const Frame& f, Version v) {
+Packet decode(const Frame& f, Version v, const DecodeOptions& o) {
+  check_packet_type(f, v, o);
   switch (f.type()) {
-    case PacketType::Connect: return decode_connect(f);
+    case PacketType::Connect: return decode_connect(f, o);
     case PacketType::Connack: return decode_connack(f, v);
-    case PacketType::Publish: return decode_publish(f, v);
+    case PacketType::Publish: return decode_publish(f, v, o);
     case PacketType::Puback:
     case PacketType::Pubrec:
     case PacketType::Pubrel:
     case PacketType::Pubcomp: return decode_puback(f, v);
-    case PacketType::Subscribe: return decode_subscribe(f, v);
+    case PacketType::Subscribe: return decode_subscribe(f, v, o);
     case PacketType::Suback: return decode_suback(f, v);
-    case PacketType::Unsubscribe: return decode_unsubscribe(f, v);
+    case PacketType::Unsubscribe: return decode_unsubscribe(f, v, o);
     case PacketType::Unsuback: return decode_unsuback(f, v);
     case PacketType::Pingreq:
     case PacketType::Pingresp:
@@ -399,7 +466,6 @@ Packet decode(const Frame& f, Version v) {
       return d;
     }
     case PacketType::Auth: {
-      if (v != Version::V5) malformed("AUTH is reserved before MQTT 5");
       auto a = decode_reason_packet<Auth>(f, v, PropertyContext::Auth);
       if (a.reason != ReasonCode::Success && a.reason != ReasonCode::ContinueAuthentication &&
           a.reason != ReasonCode::ReAuthenticate)
@@ -407,7 +473,7 @@ Packet decode(const Frame& f, Version v) {
       return a;
     }
   }
-  malformed("reserved packet type 0");
+  protocol_error("reserved packet type 0");  // not reached: check_packet_type refused it
 }
 
 // --------------------------------------------------------------- encoding --

@@ -52,12 +52,42 @@ class FrameReader {
   std::uint32_t max_packet_size_;
 };
 
+// Who sent the packets being decoded. Each packet type has one direction of
+// flow (MQTT 5.0 2.1.2, 3.1.1 2.2.1); a packet going the wrong way is a
+// Protocol Error, decided from the first byte before the body is parsed, so
+// that a body that happens to be malformed does not hide the real fault.
+enum class Sender : std::uint8_t {
+  Any,     // decode every packet type (tests, fuzzers, tools)
+  Client,  // a server reading its client: CONNACK, SUBACK, UNSUBACK, PINGRESP, CONNECT (a second one) refused
+  Server,  // a client reading its server: CONNECT, SUBSCRIBE, UNSUBSCRIBE, PINGREQ refused
+};
+
+struct DecodeOptions {
+  Sender sender = Sender::Any;
+  // With Sender::Client: whether the client's CONNECT started enhanced
+  // authentication (MQTT 5.0 4.12). Without it AUTH is a Protocol Error,
+  // whatever its flags and body.
+  bool enhanced_auth = false;
+  // Control characters (U+0001..U+001F, U+007F..U+009F) in a topic name,
+  // topic filter, client identifier, user name or will topic make the packet
+  // malformed unless this is set. The specifications say they SHOULD NOT be
+  // sent and let a receiver treat them as malformed (MQTT 5.0 1.5.4, 3.1.1
+  // 1.5.3); Mosquitto does. Payloads, properties and passwords are not checked.
+  bool allow_control_characters = false;
+};
+
 // Decodes CONNECT, whatever the protocol version (it is inside the packet).
 // Throws ProtocolError; UnsupportedProtocolVersion for an unknown name/level.
-Connect decode_connect(const Frame& f);
+// MQTT 3.1 CONNECTs may leave the fixed-header flags and the reserved connect
+// flag (bit 0) unzeroed; 3.1.1 and 5.0 reserve them [MQTT-2.2.2-1] [MQTT-3.1.2-3].
+Connect decode_connect(const Frame& f, const DecodeOptions& o = {});
 
-// Decodes any packet for an established connection of version `v`.
-Packet decode(const Frame& f, Version v);
+// Decodes any packet for an established connection of version `v`. Checks
+// the packet type before the body: a reserved type (0; 15 before MQTT 5) or
+// one going the wrong way (o.sender) is a Protocol Error.
+// A CONNECT is decoded with decode_connect unless o.sender is Client (on an
+// established connection it is a second CONNECT, a Protocol Error).
+Packet decode(const Frame& f, Version v, const DecodeOptions& o = {});
 
 // Appends the encoding of `p` for version `v` to `out`.
 void encode(const Packet& p, Version v, std::string& out);

@@ -73,7 +73,11 @@ Properties decode_properties(Reader& in, PropertyContext ctx) {
     const auto id = static_cast<PropertyId>(raw_id);
     const unsigned ok = allowed_contexts(id);
     if (ok == 0) malformed(fmt::format("unknown property 0x{:02X}", raw_id));
-    if ((ok & bit(ctx)) == 0) protocol_error(fmt::format("property 0x{:02X} not allowed in this packet", raw_id));
+    // MQTT 5.0 2.2.2.2: an Identifier not valid for its packet type makes a
+    // Malformed Packet (the rest cannot be trusted to be parsed right), as
+    // does a value not of the specified data type: Reader throws that for a
+    // value running past the property block.
+    if ((ok & bit(ctx)) == 0) malformed(fmt::format("property 0x{:02X} not allowed in this packet", raw_id));
     switch (id) {
       case PropertyId::PayloadFormatIndicator:
         set_once(p.payload_format_indicator, boolean_byte(r, raw_id), raw_id);

@@ -96,7 +96,9 @@ struct Properties {
   bool operator==(const Properties&) const = default;
 };
 
-// Reads a property block (length prefix included). Throws ProtocolError.
+// Reads a property block (length prefix included). Throws ProtocolError:
+// MalformedPacket for an unknown property, one not allowed in `ctx` or a value
+// cut short; ProtocolError for a property repeated or a value out of range.
 Properties decode_properties(Reader& in, PropertyContext ctx);
 
 // Writes a property block (length prefix included).

@@ -53,4 +53,14 @@ bool valid_utf8(std::string_view s) {
   return validate(s, true);
 }
 
+bool has_control_characters(std::string_view s) {
+  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+  const auto* end = p + s.size();
+  for (; p < end; ++p) {
+    if (*p <= 0x1F || *p == 0x7F) return true;
+    if (*p == 0xC2 && p + 1 < end && p[1] >= 0x80 && p[1] <= 0x9F) return true;
+  }
+  return false;
+}
+
 }  // namespace petrel::mqtt

@@ -13,4 +13,13 @@ bool valid_mqtt_utf8(std::string_view s);
 // Indicator 1.
 bool valid_utf8(std::string_view s);
 
+// True if `s` contains a control character: U+0000..U+001F, U+007F (DEL) or
+// U+0080..U+009F (the C1 controls). Both specifications say these SHOULD NOT
+// appear in a UTF-8 string and let the receiver treat a packet holding them
+// as malformed (MQTT 5.0 1.5.4, 3.1.1 1.5.3); the codec does so for the
+// strings that name things (decode options, codec.hpp). `s` is assumed to be
+// valid UTF-8 (check that first): C1 controls are found by their two-byte
+// encoding C2 80..C2 9F.
+bool has_control_characters(std::string_view s);
+
 }  // namespace petrel::mqtt

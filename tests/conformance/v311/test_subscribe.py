@@ -24,10 +24,11 @@ def test_suback_has_subscribe_packet_id(broker):
         assert c.expect(m.SUBACK).fields["packet_id"] == pid
 
 
-@pytest.mark.parametrize("bad", ["sb/#/b", "sb+", "", "#/sb", "sb/b#", "+sb/b", "sb/+x"])
+@pytest.mark.parametrize("bad", ["sb/#/b", "sb+", "#/sb", "sb/b#", "+sb/b", "sb/+x"])
 def test_invalid_topic_filter_gets_0x80(broker, bad):
-    """[MQTT-4.7.1-2] [MQTT-4.7.1-3] [MQTT-4.7.3-1] An invalid topic filter gets return code 0x80 in SUBACK;
-    the other filters of the same SUBSCRIBE are still granted."""
+    """[MQTT-4.7.1-2] [MQTT-4.7.1-3] An invalid topic filter gets return code 0x80 in SUBACK; the other filters
+    of the same SUBSCRIBE are still granted. (A zero-length filter [MQTT-4.7.3-1] is not refused per filter: it
+    closes the connection, test_codec_errors.py.)"""
     t = tag(bad)
     c = connected(broker, f"sb-bad-{t}")
     assert subscribe(c, [(bad, 1), (f"sb/good/{t}", 1)]) == [0x80, 1]

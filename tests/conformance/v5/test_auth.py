@@ -58,10 +58,12 @@ def test_auth_as_first_packet_closes_without_answer(broker, v5):
     assert c.expect_closed(3) == []
 
 
-def test_auth_reserved_flags_are_malformed(broker, v5):
-    """[MQTT-3.15.1-1] AUTH fixed header flags must be 0: otherwise DISCONNECT 0x81."""
+def test_auth_with_reserved_flags_is_protocol_error(broker, v5):
+    """[4.12] [3.15] AUTH from a client that used no Authentication Method is a Protocol Error whatever it holds:
+    one with reserved flags set (which [MQTT-3.15.1-1] would make malformed during enhanced authentication)
+    gets DISCONNECT 0x82, decided from its first byte."""
     c = v5.connect(broker, "au-flags")
     good = m.auth(0x18)
     c.send(bytes([good[0] | 0x01]) + good[1:])
-    v5.expect_disconnect(c, 0x81)
+    v5.expect_disconnect(c, 0x82)
     v5.assert_serving(broker)

@@ -159,11 +159,12 @@ def test_unknown_property_identifier_is_malformed(broker, v5):
     v5.expect_refused(c, 0x81)
 
 
-def test_property_not_allowed_in_connect_is_protocol_error(broker, v5):
-    """[2.2.2.2] A Topic Alias property is not allowed in CONNECT: CONNACK 0x82."""
+def test_property_not_allowed_in_connect_is_malformed(broker, v5):
+    """[2.2.2.2] A Topic Alias property is not allowed in CONNECT, and an Identifier not valid for its packet
+    type makes a Malformed Packet: CONNACK 0x81."""
     c = v5.client(broker)
     c.send(m.connect("cn-ta", version=5, properties=[(m.TOPIC_ALIAS, 1)]))
-    v5.expect_refused(c, 0x82)
+    v5.expect_refused(c, 0x81)
 
 
 def test_request_problem_information_2_is_protocol_error(broker, v5):
@@ -201,12 +202,13 @@ def test_invalid_utf8_client_id_is_malformed(broker, v5):
     v5.expect_refused(c, 0x81)
 
 
-def test_will_property_not_allowed_is_protocol_error(broker, v5):
-    """[3.1.3.2] Session Expiry Interval is not a Will Property: CONNACK 0x82."""
+def test_will_property_not_allowed_is_malformed(broker, v5):
+    """[3.1.3.2] [2.2.2.2] Session Expiry Interval is not a Will Property; an Identifier not valid where it
+    stands makes a Malformed Packet: CONNACK 0x81."""
     c = v5.client(broker)
     c.send(m.connect("cn-wprop", version=5, will_topic="w", will_payload=b"x",
                      will_properties=[(m.SESSION_EXPIRY_INTERVAL, 5)]))
-    v5.expect_refused(c, 0x82)
+    v5.expect_refused(c, 0x81)
 
 
 def test_refused_connect_leaves_broker_serving(broker, v5):

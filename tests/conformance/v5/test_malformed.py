@@ -49,9 +49,10 @@ def test_publish_qos0_with_dup(broker, v5):
 
 
 def test_session_expiry_property_in_publish(broker, v5):
-    """[2.2.2.2] Session Expiry Interval is not a PUBLISH property: DISCONNECT 0x82."""
+    """[2.2.2.2] Session Expiry Interval is not a PUBLISH property, and "a Control Packet which contains an
+    Identifier which is not valid for its packet type ... is a Malformed Packet": DISCONNECT 0x81."""
     data = m.publish("a/b", b"x", version=5, properties=[(m.SESSION_EXPIRY_INTERVAL, 10)])
-    _violate(v5, broker, "ml-sei", data, 0x82)
+    _violate(v5, broker, "ml-sei", data, 0x81)
 
 
 def test_subscription_identifier_in_client_publish(broker, v5):
@@ -118,8 +119,9 @@ def test_pingreq_with_body(broker, v5):
 
 
 def test_reserved_packet_type_0(broker, v5):
-    """[2.1.2] Packet type 0 is reserved: DISCONNECT 0x81."""
-    _violate(v5, broker, "ml-t0", bytes([0x00, 0x00]), 0x81)
+    """[2.1.2] Packet type 0 is reserved ("Forbidden"), which is known from the first byte: a Protocol Error,
+    DISCONNECT 0x82."""
+    _violate(v5, broker, "ml-t0", bytes([0x00, 0x00]), 0x82)
 
 
 def test_server_only_packet_from_client(broker, v5):

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "mqtt/codec.hpp"
+#include "mqtt/utf8.hpp"
 
 namespace petrel::mqtt {
 namespace {
@@ -24,16 +25,17 @@ Packet decode_one(const std::string& bytes, Version v) {
   return decode(*f, v);
 }
 
-ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max = 268'435'460) {
+ReasonCode decode_error(const std::string& bytes, Version v, std::uint32_t max = 268'435'460,
+                        const DecodeOptions& o = {}) {
   try {
     FrameReader r(max);
     r.feed(bytes);
     auto f = r.next();
     if (!f) return ReasonCode::Success;
-    if (f->type() == PacketType::Connect) {
-      decode_connect(*f);
+    if (f->type() == PacketType::Connect && o.sender != Sender::Client) {
+      decode_connect(*f, o);
     } else {
-      decode(*f, v);
+      decode(*f, v, o);
     }
   } catch (const ProtocolError& e) {
     return e.code();
@@ -405,8 +407,8 @@ TEST(CodecMalformed, SubscribeWithoutFiltersAndBadOptions) {
 }
 
 TEST(CodecMalformed, PropertiesV5) {
-  // Session Expiry Interval is not allowed in PUBLISH.
-  EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::ProtocolError);
+  // Session Expiry Interval is not allowed in PUBLISH: malformed (MQTT 5.0 2.2.2.2).
+  EXPECT_EQ(decode_error("\x30\x09\x00\x01t\x05\x11\x00\x00\x00\x01"s, Version::V5), ReasonCode::MalformedPacket);
   // Content Type twice.
   EXPECT_EQ(decode_error("\x30\x0B\x00\x01t\x07\x03\x00\x01"
                          "a\x03\x00\x00"s,
@@ -426,12 +428,266 @@ TEST(CodecMalformed, PropertiesV5) {
 }
 
 TEST(CodecMalformed, AuthIsReservedBeforeV5) {
-  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  // Type 15 is reserved in 3.1.1 (2.2.1): a Protocol Error from the first byte, whatever the body.
+  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF3\x01\xFF"s, Version::V311), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF0\x00"s, Version::V31), ReasonCode::ProtocolError);
   EXPECT_EQ(decode_error("\xF0\x02\x05\x00"s, Version::V5), ReasonCode::ProtocolError);  // bad reason
 }
 
 TEST(CodecMalformed, ReservedPacketTypeZero) {
-  EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x00\x00"s, Version::V311), ReasonCode::ProtocolError);
+  // Decided from the first byte: a body that would not parse does not turn it into 0x81.
+  EXPECT_EQ(decode_error("\x0F\x03\xFF\xFF\xFF"s, Version::V5), ReasonCode::ProtocolError);
+}
+
+// ------------------------------------------------- packets built from parts --
+
+// A whole packet: first byte, Remaining Length, body.
+std::string frame(std::uint8_t first, const std::string& body) {
+  std::string out(1, static_cast<char>(first));
+  std::size_t n = body.size();
+  do {
+    auto b = static_cast<char>(n & 0x7F);
+    n >>= 7;
+    if (n) b = static_cast<char>(b | 0x80);
+    out.push_back(b);
+  } while (n);
+  return out + body;
+}
+
+// A length-prefixed string.
+std::string str(const std::string& s) {
+  return std::string{static_cast<char>(s.size() >> 8), static_cast<char>(s.size() & 0xFF)} + s;
+}
+
+// A CONNECT: protocol name and level of `v`, `flags`, keep alive 60, then
+// (v5) the property block `props` and the payload as given.
+std::string connect(Version v, std::uint8_t flags, const std::string& payload, const std::string& props = "\x00"s,
+                    std::uint8_t first = 0x10) {
+  std::string body = v == Version::V31 ? str("MQIsdp") : str("MQTT");
+  body += static_cast<char>(v);
+  body += static_cast<char>(flags);
+  body += "\x00\x3C"s;
+  if (v == Version::V5) body += props;
+  return frame(first, body + payload);
+}
+
+// -------------------------------------------------------------- properties --
+
+TEST(CodecProperties, NotAllowedInPacketIsMalformed) {
+  // MQTT 5.0 2.2.2.2: "A Control Packet which contains an Identifier which is not valid for its packet type
+  // ... is a Malformed Packet."
+  // Topic Alias in UNSUBSCRIBE.
+  EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01\x03\x23\x00\x01"s + str("a")), Version::V5), ReasonCode::MalformedPacket);
+  // Payload Format Indicator in PUBACK.
+  EXPECT_EQ(decode_error(frame(0x40, "\x00\x01\x00\x02\x01\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Subscription Identifier in PUBREL.
+  EXPECT_EQ(decode_error(frame(0x62, "\x00\x01\x00\x02\x0B\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Server Keep Alive in SUBSCRIBE.
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01\x03\x13\x00\x0A"s + str("a") + "\x00"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  // Topic Alias in DISCONNECT.
+  EXPECT_EQ(decode_error(frame(0xE0, "\x00\x03\x23\x00\x01"s), Version::V5), ReasonCode::MalformedPacket);
+  // Topic Alias in CONNECT, Session Expiry Interval in the will properties.
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x23\x00\x01"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x06, str("c") + "\x05\x11\x00\x00\x00\x05"s + str("w") + str("x")),
+                         Version::V5),
+            ReasonCode::MalformedPacket);
+  // The same properties where they belong decode.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x03\x23\x00\x01"s), Version::V5), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0xE0, "\x00\x05\x11\x00\x00\x00\x05"s), Version::V5), ReasonCode::Success);
+}
+
+TEST(CodecProperties, ValueNotOfItsDataTypeIsMalformed) {
+  // MQTT 5.0 2.2.2.2: a value not of the specified data type is malformed. Values cut short by the end of the
+  // property block: a Two Byte Integer of one byte, a Four Byte Integer of two, a string longer than what is
+  // left, a User Property without its value.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x02\x23\x00"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x11\x00\x00"s), Version::V5),
+            ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x03\x00\x05a"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x26\x00\x01k"s), Version::V5), ReasonCode::MalformedPacket);
+  // A string property that is not UTF-8.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x04\x03\x00\x01\xFF"s), Version::V5), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecProperties, RepeatedOrOutOfRangeValuesStayProtocolErrors) {
+  // Well-formed properties the specification calls Protocol Errors: Request Problem Information 2
+  // (3.1.2.11.7), Receive Maximum 0 (3.1.2.11.3), Topic Alias Maximum twice (3.1.2.11.5).
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x02\x17\x02"s), Version::V5),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x03\x21\x00\x00"s), Version::V5),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error(connect(Version::V5, 0x02, str("c"), "\x06\x22\x00\x01\x22\x00\x02"s), Version::V5),
+            ReasonCode::ProtocolError);
+}
+
+// ------------------------------------------------------ direction of flow --
+
+TEST(CodecDirection, ServerPacketsFromAClientAreProtocolErrorsWhateverTheirBody) {
+  const DecodeOptions client{.sender = Sender::Client};
+  const std::uint32_t max = 268'435'460;
+  for (auto v : {Version::V311, Version::V5}) {
+    // Well-formed and malformed bodies alike: the type decides (MQTT 5.0 2.1.2, 3.1.1 2.2.1).
+    for (const auto& bytes : {"\x20\x02\x00\x00"s, "\x20\x01\xFF"s, "\x90\x03\x00\x01\x00"s, "\x90\x03\x00\x01\x03"s,
+                              "\xB0\x02\x00\x01"s, "\xB1\x00"s, "\xD0\x00"s, "\xD0\x01\x00"s})
+      EXPECT_EQ(decode_error(bytes, v, max, client), ReasonCode::ProtocolError) << testing::PrintToString(bytes);
+    // A CONNECT on an established connection is a second CONNECT [MQTT-3.1.0-2].
+    EXPECT_EQ(decode_error(connect(v, 0x02, str("c")), v, max, client), ReasonCode::ProtocolError);
+    EXPECT_EQ(decode_error("\x10\x01\x00"s, v, max, client), ReasonCode::ProtocolError);
+    // What clients do send still decodes.
+    EXPECT_EQ(decode_error("\xC0\x00"s, v, max, client), ReasonCode::Success);
+    EXPECT_EQ(decode_error("\x40\x02\x00\x01"s, v, max, client), ReasonCode::Success);
+  }
+  // Without a sender, the body is what is checked.
+  EXPECT_EQ(decode_error("\x20\x01\xFF"s, Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\xD0\x01\x00"s, Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x20\x02\x00\x00"s, Version::V311), ReasonCode::Success);
+}
+
+TEST(CodecDirection, AuthWithoutEnhancedAuthenticationIsAProtocolError) {
+  const std::uint32_t max = 268'435'460;
+  const DecodeOptions client{.sender = Sender::Client};
+  const DecodeOptions authenticating{.sender = Sender::Client, .enhanced_auth = true};
+  // MQTT 5.0 4.12: AUTH belongs to enhanced authentication; without it, any AUTH (even one with bad flags) is a
+  // Protocol Error.
+  EXPECT_EQ(decode_error("\xF0\x02\x18\x00"s, Version::V5, max, client), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF1\x00"s, Version::V5, max, client), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xF0\x02\x18\x00"s, Version::V5, max, authenticating), ReasonCode::Success);
+  EXPECT_EQ(decode_error("\xF1\x00"s, Version::V5, max, authenticating), ReasonCode::MalformedPacket);
+}
+
+TEST(CodecDirection, ClientPacketsFromAServerAreProtocolErrors) {
+  const std::uint32_t max = 268'435'460;
+  const DecodeOptions server{.sender = Sender::Server};
+  EXPECT_EQ(decode_error("\x82\x06\x00\x01\x00\x01"
+                         "a\x00"s,
+                         Version::V311, max, server),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xA2\x05\x00\x01\x00\x01"
+                         "a"s,
+                         Version::V311, max, server),
+            ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\xC0\x00"s, Version::V311, max, server), ReasonCode::ProtocolError);
+  EXPECT_EQ(decode_error("\x20\x02\x00\x00"s, Version::V311, max, server), ReasonCode::Success);
+  EXPECT_EQ(decode_error("\xD0\x00"s, Version::V311, max, server), ReasonCode::Success);
+}
+
+// ------------------------------------------------------- control characters --
+
+TEST(Utf8, ControlCharacters) {
+  for (const auto& s : {"\x01"s, "a\x1F"s, "\x7F"s, "a\xC2\x80"s, "\xC2\x9F"
+                                                                   "b"s})
+    EXPECT_TRUE(has_control_characters(s)) << testing::PrintToString(s);
+  // U+0020, U+007E, U+00A0 (C2 A0), U+0100 (C4 80), U+20AC (E2 82 AC): not controls.
+  for (const auto& s : {""s, " ~"s, "\xC2\xA0"s, "\xC4\x80"s, "\xE2\x82\xAC"s, "a/b"s})
+    EXPECT_FALSE(has_control_characters(s)) << testing::PrintToString(s);
+}
+
+const std::string kControls[] = {"\x01"s, "\x09"s, "\x1F"s, "\x7F"s, "\xC2\x80"s, "\xC2\x9F"s};
+
+TEST(CodecControlCharacters, InTopicNameAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  for (const auto& cc : kControls) {
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "x"), Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "\x00x"s), Version::V5), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x30, str("a/" + cc) + "x"), Version::V311, 268'435'460, allow),
+              ReasonCode::Success);
+  }
+  // U+00A0 is printable.
+  EXPECT_EQ(decode_error(frame(0x30, str("a/\xC2\xA0") + "x"), Version::V311), ReasonCode::Success);
+}
+
+TEST(CodecControlCharacters, InTopicFiltersAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  const std::uint32_t max = 268'435'460;
+  for (const auto& cc : kControls) {
+    const std::string sub = frame(0x82, "\x00\x01"s + str("ok") + "\x00"s + str("a" + cc) + "\x00"s);
+    const std::string unsub = frame(0xA2, "\x00\x01"s + str("a" + cc));
+    EXPECT_EQ(decode_error(sub, Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(unsub, Version::V311), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(sub, Version::V311, max, allow), ReasonCode::Success);
+    EXPECT_EQ(decode_error(unsub, Version::V311, max, allow), ReasonCode::Success);
+  }
+}
+
+TEST(CodecControlCharacters, InConnectNamesAreMalformedUnlessAllowed) {
+  const DecodeOptions allow{.allow_control_characters = true};
+  const std::uint32_t max = 268'435'460;
+  const std::string cc = "\x01"s;
+  for (auto v : {Version::V31, Version::V311, Version::V5}) {
+    const std::string will_props = v == Version::V5 ? "\x00"s : ""s;
+    const std::string client_id = connect(v, 0x02, str("c" + cc));
+    const std::string user = connect(v, 0x82, str("c") + str("u" + cc));
+    const std::string will = connect(v, 0x06, str("c") + will_props + str("w" + cc) + str("x"));
+    for (const auto& bytes : {client_id, user, will}) {
+      EXPECT_EQ(decode_error(bytes, v), ReasonCode::MalformedPacket) << testing::PrintToString(bytes);
+      EXPECT_EQ(decode_error(bytes, v, max, allow), ReasonCode::Success) << testing::PrintToString(bytes);
+    }
+    // Password (binary data) and will payload are not strings: control characters are theirs to carry.
+    EXPECT_EQ(decode_error(connect(v, 0xC2, str("c") + str("u") + str("\x01\x1F\x7F")), v), ReasonCode::Success);
+    EXPECT_EQ(decode_error(connect(v, 0x06, str("c") + will_props + str("w") + str("\x01")), v), ReasonCode::Success);
+  }
+}
+
+TEST(CodecControlCharacters, PayloadsAndOtherStringsAreUntouched) {
+  // PUBLISH payload; User Property, Content Type and Response Topic strings.
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x01\x1F\x7F"s), Version::V311), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0x30, str("t") + "\x0C\x26"s + str("k\x01") + str("\x1F") + "\x03"s + str("\x7F")),
+                         Version::V5),
+            ReasonCode::Success);
+}
+
+// ------------------------------------------------------ zero-length filters --
+
+TEST(CodecMalformed, ZeroLengthTopicFilter) {
+  // [MQTT-4.7.3-1] Topic Filters must be at least one character long: an empty one makes the SUBSCRIBE or
+  // UNSUBSCRIBE malformed, also after a valid filter.
+  for (auto v : {Version::V31, Version::V311}) {
+    EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("") + "\x00"s), v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("a") + "\x00"s + str("") + "\x00"s), v),
+              ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01"s + str("a") + str("")), v), ReasonCode::MalformedPacket);
+  }
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01\x00"s + str("") + "\x00"s), Version::V5), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error(frame(0xA2, "\x00\x01\x00"s + str("")), Version::V5), ReasonCode::MalformedPacket);
+  // An invalid but non-empty filter is the broker's to refuse per filter (SUBACK 0x8F / 0x80).
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("a/#/b") + "\x00"s), Version::V311), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0x82, "\x00\x01"s + str("$share/g/") + "\x00"s), Version::V311), ReasonCode::Success);
+}
+
+// ------------------------------------------------------------ MQTT 3.1 --
+
+TEST(Codec31, DupOnRetransmittedQos1Packets) {
+  // MQTT 3.1 PUBREL, SUBSCRIBE and UNSUBSCRIBE are QoS 1 messages that set DUP when sent again.
+  EXPECT_EQ(decode_one("\x6A\x02\x00\x07"s, Version::V31), Packet(PubAck{PacketType::Pubrel, 7, ReasonCode::Success, {}}));
+  EXPECT_EQ(decode_error(frame(0x8A, "\x00\x01"s + str("a") + "\x01"s), Version::V31), ReasonCode::Success);
+  EXPECT_EQ(decode_error(frame(0xAA, "\x00\x01"s + str("a")), Version::V31), ReasonCode::Success);
+  // The QoS bits still say 1, and 3.1.1 and 5.0 reserve DUP there [MQTT-3.6.1-1] [MQTT-3.8.1-1] [MQTT-3.10.1-1].
+  EXPECT_EQ(decode_error("\x60\x02\x00\x07"s, Version::V31), ReasonCode::MalformedPacket);
+  EXPECT_EQ(decode_error("\x6B\x02\x00\x07"s, Version::V31), ReasonCode::MalformedPacket);
+  for (auto v : {Version::V311, Version::V5}) {
+    EXPECT_EQ(decode_error("\x6A\x02\x00\x07"s, v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0x8A, "\x00\x01"s + (v == Version::V5 ? "\x00"s : ""s) + str("a") + "\x01"s), v),
+              ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(frame(0xAA, "\x00\x01"s + (v == Version::V5 ? "\x00"s : ""s) + str("a")), v),
+              ReasonCode::MalformedPacket);
+  }
+}
+
+TEST(Codec31, ConnectMayLeaveReservedBitsSet) {
+  // MQTT 3.1: CONNECT's fixed-header DUP/QoS/RETAIN are "not used", connect flag bit 0 is not reserved.
+  auto c = std::get<Connect>(decode_one(connect(Version::V31, 0x03, str("x"), "", 0x1F), Version::V31));
+  EXPECT_EQ(c.version, Version::V31);
+  EXPECT_TRUE(c.clean_start);
+  EXPECT_EQ(c.client_id, "x");
+  // 3.1.1 and 5.0 reserve both [MQTT-2.2.2-1] [MQTT-3.1.2-3].
+  for (auto v : {Version::V311, Version::V5}) {
+    EXPECT_EQ(decode_error(connect(v, 0x02, str("x"), "\x00"s, 0x1F), v), ReasonCode::MalformedPacket);
+    EXPECT_EQ(decode_error(connect(v, 0x03, str("x")), v), ReasonCode::MalformedPacket);
+  }
 }
 
 }  // namespace
