@@ -432,16 +432,36 @@ void Client::on_puback(const mqtt::PubAck& a) {
     } else {
       auto it = session_->inflight.find(a.packet_id);
       const bool found = it != session_->inflight.end();
+      // An acknowledgement of the wrong kind for a message in flight leaves
+      // its state half-done: a protocol violation (docs/architecture.md,
+      // "Acknowledgements"). An unknown packet id is not: PUBREC gets PUBREL
+      // 0x92, and a late PUBACK or PUBCOMP is ignored.
+      auto wrong = [&](std::string_view expected) {
+        mqtt::protocol_error(fmt::format("{} for packet id {}, which awaits {}", mqtt::to_string(a.type),
+                                         a.packet_id, expected));
+      };
+      auto awaited = [&] {
+        switch (it->second.state) {
+          case OutState::AwaitPuback: return "PUBACK";
+          case OutState::AwaitPubrec: return "PUBREC";
+          case OutState::AwaitPubcomp: return "PUBCOMP";
+        }
+        return "?";
+      };
       switch (a.type) {
         case PacketType::Puback:
-          if (found && it->second.state == OutState::AwaitPuback) forget(it);
+          if (found && it->second.state != OutState::AwaitPuback) wrong(awaited());
+          if (found) forget(it);
           break;
         case PacketType::Pubrec:
-          if (!found || it->second.state == OutState::AwaitPuback) {
+          if (!found) {
             reply = mqtt::PubAck{PacketType::Pubrel, a.packet_id, ReasonCode::PacketIdentifierNotFound, {}};
+          } else if (it->second.state == OutState::AwaitPuback) {
+            wrong("PUBACK");
           } else if (static_cast<unsigned>(a.reason) >= 0x80) {
             forget(it);  // the receiver refused it: the flow ends here
           } else {
+            // PUBREC again after PUBREL was sent: PUBREL again.
             it->second.state = OutState::AwaitPubcomp;
             if (it->second.delivery.store_id)
               store.delivery_state(it->second.delivery.store_id, a.packet_id, OutState::AwaitPubcomp);
@@ -449,7 +469,8 @@ void Client::on_puback(const mqtt::PubAck& a) {
           }
           break;
         case PacketType::Pubcomp:
-          if (found && it->second.state == OutState::AwaitPubcomp) forget(it);
+          if (found && it->second.state != OutState::AwaitPubcomp) wrong(awaited());
+          if (found) forget(it);
           break;
         default: break;
       }
