@@ -146,6 +146,7 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   version_ = c.version;
   const auto& cfg = broker_.config();
   const bool v5 = version_ == Version::V5;
+  if (v5) peer_max_packet_size_ = c.properties.maximum_packet_size.value_or(268'435'460);
 
   if (c.client_id.empty()) {
     if (version_ == Version::V31 || (version_ == Version::V311 && !c.clean_start) || !cfg.allow_empty_client_id)
@@ -191,7 +192,6 @@ void Client::handle_connect(const mqtt::Frame& frame) {
       ack.properties.session_expiry_interval = expiry;
     }
     peer_receive_maximum_ = c.properties.receive_maximum.value_or(65535);
-    peer_max_packet_size_ = c.properties.maximum_packet_size.value_or(268'435'460);
     peer_topic_alias_maximum_ = c.properties.topic_alias_maximum.value_or(0);
   } else {
     expiry = c.clean_start ? 0 : std::min<std::uint32_t>(0xFFFFFFFF, cfg.max_session_expiry);
@@ -308,7 +308,9 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   ack.reason = rc;
   std::string out;
   mqtt::encode(ack, v, out);
-  this->out(out);
+  // Even a refusal may not exceed the client's Maximum Packet Size
+  // [MQTT-3.1.2-24]; sending it is only a MAY: close without it.
+  if (out.size() <= peer_max_packet_size_) this->out(out);
   Stats::add(broker_.stats().protocol_errors);
   spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
                mqtt::to_string(rc), static_cast<unsigned>(rc), why);

@@ -104,6 +104,19 @@ def expect_closed_silently(c: m.RawClient) -> None:
     assert got == [], f"expected a silent close, got {got!r}"
 
 
+def close_reason(broker, c: m.RawClient) -> str:
+    """The reason petrel logged for closing the connection of `c` (awaited: the log line may follow the close)."""
+    mark = f"peer=127.0.0.1:{c.local_port} reason="
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        lines = [line for line in broker.log_text().splitlines() if mark in line]
+        if lines:
+            return lines[-1].split(mark, 1)[1]
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no close of port {c.local_port} in the broker log:\n{broker.log_text()[-3000:]}")
+        time.sleep(0.01)
+
+
 def _offline_line(client_id: str) -> str:
     return f"client disconnected: id={client_id} peer="
 

@@ -5,27 +5,12 @@
 - control characters in names close the connection (1.5.3);
 - so do zero-length topic filters (4.7.3).
 """
-import time
-
 import pytest
 
 import mqttraw as m
 
-from .helpers import (TIMEOUT, assert_serving, connected, expect_closed_silently, expect_publish, publish_acked,
+from .helpers import (assert_serving, close_reason, connected, expect_closed_silently, expect_publish, publish_acked,
                       raw, subscribe, subscriber)
-
-
-def close_reason(broker, c: m.RawClient) -> str:
-    """The reason petrel logged for closing the connection of `c` (awaited: the log line may follow the close)."""
-    mark = f"peer=127.0.0.1:{c.local_port} reason="
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        lines = [line for line in broker.log_text().splitlines() if mark in line]
-        if lines:
-            return lines[-1].split(mark, 1)[1]
-        if time.monotonic() > deadline:
-            raise AssertionError(f"no close of port {c.local_port} in the broker log:\n{broker.log_text()[-3000:]}")
-        time.sleep(0.01)
 
 
 # ------------------------------------------ packets a client never sends (2.2.1) --

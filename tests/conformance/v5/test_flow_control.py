@@ -1,4 +1,8 @@
 """MQTT 5.0 section 4.9 Flow Control (Receive Maximum) and 3.1.2.11.4 / 3.2.2.3.6 Maximum Packet Size."""
+import time
+
+import pytest
+
 import mqttraw as m
 
 
@@ -160,3 +164,104 @@ def test_pubrec_error_frees_receive_maximum_slot(broker, v5):
     s.send(m.ack(m.PUBREC, first.fields["packet_id"], reason=0x80))
     nxt = s.expect(m.PUBLISH, timeout=2)
     assert nxt.fields["payload"] == b"next"
+
+
+# ------------------------------------ CONNACK and the client's Maximum Packet Size --
+
+
+def _recv_sized(c, timeout: float = 3.0) -> tuple[m.Packet, int]:
+    """The next packet from the broker and its size on the wire, as read (fixed header and body)."""
+    deadline = time.monotonic() + timeout
+    while (got := m.take_packet(c.buf)) is None:
+        c._fill(deadline)  # raises Closed / TimeoutError
+    first, body, end = got
+    c.buf = c.buf[end:]
+    return m.parse(first >> 4, first & 0x0F, body, c.version), end
+
+
+def _plain_connack_size(v5, broker) -> int:
+    """The size of petrel's CONNACK to a client that names itself and sets no limit (Receive Maximum, Topic
+    Alias Maximum, Maximum Packet Size; no Reason String or User Property)."""
+    c = v5.client(broker)
+    c.send(m.connect("fc-plain", version=5))
+    ack, size = _recv_sized(c)
+    assert (ack.type, ack.fields["reason"]) == (m.CONNACK, 0x00), ack
+    return size
+
+
+def _connect_with_limit(v5, broker, cid: str, limit: int, properties=None, **kw):
+    c = v5.client(broker)
+    c.send(m.connect(cid, version=5, properties=[(m.MAXIMUM_PACKET_SIZE, limit), *(properties or [])], **kw))
+    return c
+
+
+def test_connack_larger_than_client_maximum_packet_size_closes_silently(broker, v5):
+    """[MQTT-3.1.2-24] No CONNACK fits a Maximum Packet Size of 2 bytes: the broker sends nothing and closes the
+    connection (the client is not left waiting for a CONNACK); other clients still connect."""
+    c = _connect_with_limit(v5, broker, "fc-cmps2", 2)
+    assert c.expect_closed(3) == [], "a packet larger than the client's Maximum Packet Size was sent"
+    v5.assert_serving(broker, "fc-cmps2-next")
+
+
+def test_connack_one_byte_over_client_maximum_packet_size_closes_silently(broker, v5):
+    """[MQTT-3.1.2-24] A Maximum Packet Size one byte below petrel's CONNACK (its properties are not optional:
+    leaving out Maximum Packet Size or Receive Maximum would announce other limits): nothing is sent and the
+    connection is closed."""
+    size = _plain_connack_size(v5, broker)
+    c = _connect_with_limit(v5, broker, "fc-cmps-1", size - 1)
+    assert c.expect_closed(3) == [], "a packet larger than the client's Maximum Packet Size was sent"
+
+
+@pytest.mark.parametrize("extra", [0, 4], ids=["exact", "above"])
+def test_connack_within_client_maximum_packet_size_is_sent(broker, v5, extra):
+    """[MQTT-3.1.2-24] [MQTT-3.2.2-19] [MQTT-3.2.2-20] A Maximum Packet Size that fits the CONNACK without the
+    optional Reason String and User Properties (petrel's CONNACK size, or a few bytes more): the client gets
+    CONNACK Success, no larger than its limit, and is connected."""
+    limit = _plain_connack_size(v5, broker) + extra
+    c = _connect_with_limit(v5, broker, "fc-cmps-ok", limit)
+    ack, size = _recv_sized(c)
+    assert (ack.type, ack.fields["reason"]) == (m.CONNACK, 0x00), ack
+    assert size <= limit, f"CONNACK of {size} bytes, Maximum Packet Size {limit}"
+    c.send(m.pingreq())
+    c.expect(m.PINGRESP)
+
+
+def test_connack_with_assigned_client_identifier_over_limit_closes_silently(broker, v5):
+    """[MQTT-3.2.2-16] [MQTT-3.1.2-24] An empty ClientID must be answered with an Assigned Client Identifier,
+    which cannot be left out: with a limit that fits the plain CONNACK but not that one, nothing is sent and
+    the connection is closed."""
+    limit = _plain_connack_size(v5, broker) + 4
+    c = _connect_with_limit(v5, broker, "", limit)
+    assert c.expect_closed(3) == [], "a packet larger than the client's Maximum Packet Size was sent"
+
+
+def test_connack_too_large_publishes_no_will(broker, v5):
+    """[MQTT-3.1.2-8] A will is stored "if the Connect request is accepted": a CONNECT with a will whose CONNACK
+    cannot fit (Maximum Packet Size 2) is closed without an answer and its will is not published (a marker
+    published to the will topic afterwards is the watcher's next message)."""
+    w = v5.connect(broker, "fc-cmps-w")
+    v5.subscribe(w, "fc/will", 1)
+    c = _connect_with_limit(v5, broker, "fc-cmps-will", 2, will_topic="fc/will", will_payload=b"will", will_qos=1)
+    assert c.expect_closed(3) == []
+    p = v5.connect(broker, "fc-cmps-wp")
+    v5.publish(p, "fc/will", b"marker", qos=1)
+    assert v5.receive(w).fields["payload"] == b"marker"
+
+
+def test_connack_too_large_does_not_take_over(broker, v5):
+    """[3.1.4] A CONNECT closed because no CONNACK fits its Maximum Packet Size (2) was never accepted: the
+    client already connected with that ClientID keeps its connection (no DISCONNECT 0x8E; PINGREQ answered)."""
+    first = v5.connect(broker, "fc-cmps-same")
+    c = _connect_with_limit(v5, broker, "fc-cmps-same", 2)
+    assert c.expect_closed(3) == []
+    first.send(m.pingreq())
+    p = first.recv()
+    assert p.type == m.PINGRESP, f"the connected client was disturbed: {p!r}"
+
+
+def test_refusing_connack_larger_than_client_maximum_packet_size_not_sent(broker, v5):
+    """[MQTT-3.1.2-24] [MQTT-4.12.0-1] A refused CONNECT (an Authentication Method petrel does not support) with
+    Maximum Packet Size 2: the refusing CONNACK, which the broker MAY send, is larger than the limit, so it
+    must not be sent; the connection is closed without a byte."""
+    c = _connect_with_limit(v5, broker, "fc-cmps-ref", 2, properties=[(m.AUTHENTICATION_METHOD, "fc-none")])
+    assert c.expect_closed(3) == [], "a packet larger than the client's Maximum Packet Size was sent"
