@@ -8,7 +8,7 @@ the attack, tools.Guard.verify() asserts that
   half of it (progress only; no latency thresholds), and a few more after it (the canary then goes on
   through the test's final checks and must not fail until the end of the test),
 - the broker's RSS stayed under 200 MiB during the attack and after it (the normal build idles at about
-  10 MiB); the bound is multiplied by the environment variable PETREL_RSS_FACTOR (default 1; set it to 3 for
+  10 MiB); the bound is multiplied by the environment variable PETREL_RSS_FACTOR (default 1; set it to 4 for
   AddressSanitizer builds),
 and the broker fixture checks that petrel exits 0 on SIGTERM with no sanitizer report.
 The numbers measured are printed (run with -s to see the ATTACK-STATS lines).

@@ -9,7 +9,7 @@
   progress while the attack ran, and the broker's RSS stayed under the bound.
 
 Memory bounds are scaled by the environment variable PETREL_RSS_FACTOR (default 1): AddressSanitizer builds
-use about three times the memory, so their runs set it (e.g. PETREL_RSS_FACTOR=3).
+use about four times the memory, so their runs set it (scripts/test: PETREL_RSS_FACTOR=4).
 """
 from __future__ import annotations
 
