@@ -390,7 +390,7 @@ Broker::SubscribeResult Broker::subscribe(const SessionPtr& session, const std::
   return replaced ? SubscribeResult::Replaced : SubscribeResult::Added;
 }
 
-bool Broker::retained_quota_exceeded(const std::string& topic) const {
+bool Broker::retained_quota_exceeded(std::string_view topic) const {
   if (!config_.max_retained_messages) return false;
   // The broker's own $SYS topics do not count against the clients' quota.
   const std::size_t total = retained_.size();
@@ -454,7 +454,7 @@ void Broker::start_sys_timer() {
 void Broker::publish_sys() {
   fault::check("sys");
   auto put = [this](const std::string& topic, std::string value) {
-    publish(std::make_shared<Message>("$SYS/broker/" + topic, std::move(value), 0, true, mqtt::Properties{}, ""));
+    publish(Message::create("$SYS/broker/" + topic, value, 0, true, ""));
     if (sys_topic_names_.insert(topic).second) sys_topics_.store(sys_topic_names_.size(), std::memory_order_relaxed);
   };
   const auto uptime = std::chrono::duration_cast<std::chrono::seconds>(Clock::now() - started_).count();

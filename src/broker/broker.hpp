@@ -77,7 +77,7 @@ class Broker {
   SubscribeResult subscribe(const SessionPtr& session, const std::string& filter,
                             const mqtt::SubscribeOptions& options, std::uint32_t subscription_id);
   // Whether storing a retained message on `topic` would exceed max_retained_messages.
-  bool retained_quota_exceeded(const std::string& topic) const;
+  bool retained_quota_exceeded(std::string_view topic) const;
   bool unsubscribe(const SessionPtr& session, const std::string& filter);
   // Queues the retained messages matching `filter` to `session`.
   void send_retained(const SessionPtr& session, const std::string& filter, const SubscriptionEntry& entry);

@@ -26,6 +26,9 @@ namespace {
 // Bytes a delivery may hold in the connection's write queue before flush()
 // stops pulling from the session queue (back-pressure to the session queue).
 constexpr std::size_t kWriteHighWater = 1 << 20;
+// Payloads up to this size are copied into the connection's write buffer;
+// larger ones are written from the message (no copy, one more iovec).
+constexpr std::size_t kCopyPayloadMax = 1024;
 
 std::string assigned_client_id() {
   thread_local std::mt19937_64 rng{std::random_device{}()};
@@ -87,12 +90,22 @@ void Client::handle(const mqtt::Frame& frame) {
     handle_connect(frame);
     return;
   }
+  const mqtt::DecodeOptions options{.sender = mqtt::Sender::Client,
+                                    .allow_control_characters = broker_.config().allow_control_characters};
+  if (frame.type() == mqtt::PacketType::Publish) {
+    // The hot path: no Packet variant, topic and payload stay views into the
+    // frame until the message is made.
+    mqtt::PublishView p = mqtt::decode_publish_view(frame, version_, options);
+    fault::check("packet", "PUBLISH");
+    if (p.props().user_properties.size() > broker_.config().max_user_properties)
+      throw mqtt::ProtocolError(ReasonCode::QuotaExceeded, fmt::format("{} user properties, more than max_user_properties",
+                                                                       p.props().user_properties.size()));
+    on_publish(p);
+    return;
+  }
   // Packet types a client never sends (and AUTH: petrel offers no enhanced
   // authentication) are refused from the first byte, before the body.
-  mqtt::Packet packet =
-      mqtt::decode(frame, version_,
-                   {.sender = mqtt::Sender::Client,
-                    .allow_control_characters = broker_.config().allow_control_characters});
+  mqtt::Packet packet = mqtt::decode(frame, version_, options);
   fault::check("packet", mqtt::to_string(mqtt::packet_type(packet)));
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
   if (user_properties > broker_.config().max_user_properties)
@@ -101,9 +114,7 @@ void Client::handle(const mqtt::Frame& frame) {
   std::visit(
       [&](auto& p) {
         using T = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, mqtt::Publish>) {
-          on_publish(p);
-        } else if constexpr (std::is_same_v<T, mqtt::PubAck>) {
+        if constexpr (std::is_same_v<T, mqtt::PubAck>) {
           on_puback(p);
         } else if constexpr (std::is_same_v<T, mqtt::Subscribe>) {
           on_subscribe(p);
@@ -300,6 +311,8 @@ void Client::complete_connect(PendingConnect& p) {
 bool Client::within_topic_limits(std::string_view topic) const {
   const auto& cfg = broker_.config();
   if (topic.size() > cfg.max_topic_length) return false;
+  // A topic of n bytes has at most n + 1 levels: short ones need no count.
+  if (topic.size() + 1 <= cfg.max_topic_levels) return true;
   return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 <= cfg.max_topic_levels;
 }
 
@@ -320,7 +333,7 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
 
 // -------------------------------------------------------------- PUBLISH --
 
-void Client::on_publish(mqtt::Publish& p) {
+void Client::on_publish(mqtt::PublishView& p) {
   const auto& cfg = broker_.config();
   Stats::add(broker_.stats().publish_received);
   if (p.qos > cfg.max_qos) throw mqtt::ProtocolError(ReasonCode::QoSNotSupported, "QoS above maximum QoS");
@@ -328,11 +341,11 @@ void Client::on_publish(mqtt::Publish& p) {
     throw mqtt::ProtocolError(ReasonCode::RetainNotSupported, "retain not supported");
   if (!within_topic_limits(p.topic))
     throw mqtt::ProtocolError(ReasonCode::TopicNameInvalid, "topic longer or deeper than the configured limits");
-  if (!p.properties.subscription_identifiers.empty())
+  if (!p.props().subscription_identifiers.empty())
     mqtt::protocol_error("subscription identifier in a PUBLISH from a client");  // [MQTT-3.3.4-6]
-  if (p.properties.response_topic && !mqtt::valid_topic_name(*p.properties.response_topic))
+  if (p.props().response_topic && !mqtt::valid_topic_name(*p.props().response_topic))
     mqtt::protocol_error("response topic is not a valid topic name");  // [MQTT-3.3.2-14]
-  if (auto alias = p.properties.topic_alias) {
+  if (auto alias = p.props().topic_alias) {
     if (*alias > cfg.topic_alias_maximum)
       throw mqtt::ProtocolError(ReasonCode::TopicAliasInvalid,
                                 fmt::format("topic alias {} above maximum {}", *alias, cfg.topic_alias_maximum));
@@ -340,29 +353,25 @@ void Client::on_publish(mqtt::Publish& p) {
       auto& inbound = aliases().inbound;
       auto it = inbound.find(*alias);
       if (it == inbound.end()) mqtt::protocol_error(fmt::format("unknown topic alias {}", *alias));
-      p.topic = it->second;
+      p.topic = it->second;  // the map is not changed again while this packet is handled
     } else {
-      aliases().inbound[*alias] = p.topic;
+      aliases().inbound[*alias] = std::string(p.topic);
     }
   }
 
   if (p.retain && !p.payload.empty() && broker_.retained_quota_exceeded(p.topic)) {
     // Storing it would exceed max_retained_messages: refuse the publish.
     spdlog::warn("client {}: retained message on '{}' refused: max_retained_messages reached", client_id_, p.topic);
-    if (p.qos > 0) {
-      send(mqtt::PubAck{p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
-                        ReasonCode::QuotaExceeded, {}});
-    }
+    if (p.qos > 0) send_ack(p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
+                            ReasonCode::QuotaExceeded);
     return;
   }
   if (!broker_.authorizer().may_publish(*identity_, p.topic, p.qos, p.retain)) {
     // As Mosquitto does: acknowledged and dropped (v5: with 0x87).
     Stats::add(broker_.stats().publish_denied);
     spdlog::debug("client {}: PUBLISH to '{}' not authorized, dropped", client_id_, p.topic);
-    if (p.qos > 0) {
-      send(mqtt::PubAck{p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
-                        ReasonCode::NotAuthorized, {}});
-    }
+    if (p.qos > 0) send_ack(p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
+                            ReasonCode::NotAuthorized);
     return;
   }
   // With a durable store, the ack waits until what this PUBLISH changed
@@ -385,8 +394,7 @@ void Client::on_publish(mqtt::Publish& p) {
     std::lock_guard lock(session_->mutex);
     if (session_->inbound_qos2.contains(p.packet_id)) {
       // A retransmission of a message already received: acknowledge only.
-      mqtt::PubAck rec{mqtt::PacketType::Pubrec, p.packet_id, ReasonCode::Success, {}};
-      send(rec);
+      send_ack(mqtt::PacketType::Pubrec, p.packet_id, ReasonCode::Success);
       return;
     }
     if (version_ == Version::V5 && session_->inbound_qos2.size() >= cfg.receive_maximum)
@@ -398,19 +406,32 @@ void Client::on_publish(mqtt::Publish& p) {
 
   std::size_t receivers = 0;
   if (!is_sys_topic(p.topic)) {
-    auto message = std::make_shared<const Message>(std::move(p.topic), std::move(p.payload), p.qos, p.retain,
-                                                   std::move(p.properties), client_id_);
+    // The one copy of topic and payload, into the message every receiver shares.
+    auto message = p.properties ? Message::create(p.topic, p.payload, p.qos, p.retain, *p.properties, client_id_)
+                                : Message::create(p.topic, p.payload, p.qos, p.retain, client_id_);
     receivers = broker_.publish(message);
   }
 
   if (p.qos > 0) {
-    mqtt::PubAck ack;
-    ack.type = p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec;
-    ack.packet_id = p.packet_id;
-    ack.reason = receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success;
     hold_if_stored_since(mark);
-    send(ack);
+    send_ack(p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
+             receivers == 0 ? ReasonCode::NoMatchingSubscribers : ReasonCode::Success);
   }
+}
+
+void Client::send_ack(mqtt::PacketType type, std::uint16_t packet_id, ReasonCode reason) {
+  // PUBACK, PUBREC, PUBREL, PUBCOMP without properties: 4 bytes (v5: 5 with a
+  // reason code other than 0), built here rather than through the generic
+  // encoder, once per QoS 1/2 message.
+  const bool v5 = version_ == Version::V5;
+  const bool with_reason = v5 && reason != ReasonCode::Success;
+  const std::uint8_t first = static_cast<std::uint8_t>(static_cast<unsigned>(type) << 4) |
+                             (type == mqtt::PacketType::Pubrel ? 0x02 : 0x00);
+  const char bytes[5] = {static_cast<char>(first), static_cast<char>(with_reason ? 3 : 2),
+                         static_cast<char>(packet_id >> 8), static_cast<char>(packet_id & 0xFF),
+                         static_cast<char>(reason)};
+  out(std::string_view(bytes, with_reason ? 5 : 4));
+  Stats::add(broker_.stats().messages_sent);
 }
 
 void Client::on_puback(const mqtt::PubAck& a) {
@@ -484,7 +505,7 @@ void Client::on_puback(const mqtt::PubAck& a) {
     // petrel resend a PUBLISH the receiver has released, or take a new
     // PUBLISH reusing the id for a resend.
     hold_if_stored_since(mark);
-    send(*reply);
+    send_ack(reply->type, reply->packet_id, reply->reason);
   }
   flush();
 }
@@ -678,11 +699,11 @@ void Client::out(std::string_view bytes) {
   }
 }
 
-void Client::out_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) {
+void Client::out_payload(const MessagePtr& message, std::string_view bytes) {
   if (held_.empty()) {
-    transport_.send_shared(buf, offset, length);
+    transport_.send_payload(message, bytes);
   } else {
-    held_.back().bytes.append(*buf, offset, length);
+    held_.back().bytes.append(bytes);
   }
 }
 
@@ -721,49 +742,49 @@ void Client::release_held() {
 }
 
 void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {
-  const auto now = Clock::now();
+  const Message& m = *d.message;
   const bool v5 = version_ == Version::V5;
-  const bool alias_out = v5 && broker_.config().topic_alias_to_client && peer_topic_alias_maximum_ > 0;
   Stats::add(broker_.stats().publish_sent);
   Stats::add(broker_.stats().messages_sent);
-  if (!dup && !alias_out && (!v5 || (d.subscription_ids.empty() && !d.message->has_expiry()))) {
-    // Shared encoding: the same bytes for every subscriber of this form.
-    auto e = d.message->encoded(version_, d.qos, d.retain);
-    if (d.qos == 0) {
-      out_shared(e.bytes, 0, e.bytes->size());
-    } else {
-      const char id[2] = {static_cast<char>(packet_id >> 8), static_cast<char>(packet_id & 0xFF)};
-      out_shared(e.bytes, 0, e.id_offset);
-      out(std::string_view(id, 2));
-      out_shared(e.bytes, e.id_offset + 2, e.bytes->size() - e.id_offset - 2);
-    }
-    return;
-  }
-  mqtt::Publish p = d.message->to_publish(d.qos, d.retain, now);
-  p.packet_id = packet_id;
-  p.dup = dup;
+  mqtt::PublishHead h;
+  h.topic = m.topic();
+  h.qos = d.qos;
+  h.retain = d.retain;
+  h.dup = dup;
+  h.packet_id = packet_id;
   if (v5) {
-    p.properties.subscription_identifiers = d.subscription_ids;
-    if (alias_out) {
+    h.properties = m.encoded_properties();
+    if (m.has_expiry()) h.message_expiry = m.remaining_expiry(Clock::now());
+    if (!d.subscription_ids.empty()) h.subscription_ids = &d.subscription_ids;
+    if (broker_.config().topic_alias_to_client && peer_topic_alias_maximum_ > 0) {
       // An alias adds 3 bytes (and saves the topic once it is known): use it
       // only where the packet still fits the client's Maximum Packet Size.
-      const std::size_t size = publish_wire_size(d, version_);
+      const std::size_t size = mqtt::publish_size(h, version_, m.payload().size());
       auto& outbound = aliases().outbound;
-      auto it = outbound.find(p.topic);
-      if (it != outbound.end() && size + 4 - p.topic.size() <= peer_max_packet_size_) {
-        p.properties.topic_alias = it->second;
-        p.topic.clear();
+      auto it = outbound.find(std::string(h.topic));
+      if (it != outbound.end() && size + 4 - h.topic.size() <= peer_max_packet_size_) {
+        h.topic_alias = it->second;
+        h.topic = {};
       } else if (it == outbound.end() && outbound.size() < peer_topic_alias_maximum_ &&
                  size + 4 <= peer_max_packet_size_) {
         const auto alias = static_cast<std::uint16_t>(outbound.size() + 1);
-        outbound.emplace(p.topic, alias);
-        p.properties.topic_alias = alias;
+        outbound.emplace(std::string(h.topic), alias);
+        h.topic_alias = alias;
       }
     }
   }
   scratch.clear();
-  mqtt::encode_publish(p, version_, scratch);
-  out(scratch);
+  mqtt::encode_publish_head(h, version_, m.payload().size(), scratch);
+  // A small payload is copied behind its head (one contiguous write chunk);
+  // a large one is sent from the message itself, which the connection keeps
+  // alive until it is written.
+  if (m.payload().size() <= kCopyPayloadMax) {
+    scratch.append(m.payload());
+    out(scratch);
+  } else {
+    out(scratch);
+    out_payload(d.message, m.payload());
+  }
 }
 
 void Client::resend_inflight() {

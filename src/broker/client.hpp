@@ -73,7 +73,7 @@ class Client {
   void handle_connect(const mqtt::Frame& frame);
   void on_authenticated(const ConnectDecision& decision);
   void complete_connect(PendingConnect& p);
-  void on_publish(mqtt::Publish& p);
+  void on_publish(mqtt::PublishView& p);
   void on_puback(const mqtt::PubAck& a);
   void on_subscribe(const mqtt::Subscribe& s);
   void on_unsubscribe(const mqtt::Unsubscribe& u);
@@ -87,6 +87,8 @@ class Client {
   // its optional properties it exceeds the client's Maximum Packet Size (the
   // connection is then closed).
   bool send(const mqtt::Packet& p);
+  // PUBACK, PUBREC, PUBREL or PUBCOMP without properties, the common case.
+  void send_ack(mqtt::PacketType type, std::uint16_t packet_id, mqtt::ReasonCode reason);
   // Encodes `p` into the scratch buffer, without its Reason String and User
   // Properties if it must to fit the client's Maximum Packet Size; false if
   // it does not fit even so.
@@ -94,7 +96,7 @@ class Client {
   // Every byte for the peer goes through these: straight to the transport,
   // or behind packets held back for durability (the peer sees them in order).
   void out(std::string_view bytes);
-  void out_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length);
+  void out_payload(const MessagePtr& message, std::string_view bytes);
 
   // Durability, in one place: take a mark of the store's journal before
   // acting on a packet, then hold_if_stored_since(mark): if acting reported

@@ -1,66 +1,110 @@
 #include "broker/message.hpp"
 
-#include "mqtt/codec.hpp"
+#include <cstring>
+#include <new>
+
+#include "mqtt/properties.hpp"
+#include "mqtt/wire.hpp"
 
 namespace petrel::broker {
 
-Message::Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
-                 std::string origin_client_id)
-    : topic_(std::move(topic)),
-      payload_(std::move(payload)),
-      qos_(qos),
-      retain_(retain),
-      props_(std::move(props)),
-      origin_(std::move(origin_client_id)) {
-  props_.topic_alias.reset();
-  props_.subscription_identifiers.clear();
-  if (props_.message_expiry_interval) {
-    expires_at_ = Clock::now() + std::chrono::seconds(*props_.message_expiry_interval);
-    props_.message_expiry_interval.reset();
-  }
-  props_length_ = mqtt::properties_length(props_);
+namespace {
+
+const mqtt::Properties& no_properties() {
+  static const mqtt::Properties none;
+  return none;
 }
 
-Message::Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
-                 std::string origin_client_id, std::optional<Clock::time_point> expires_at)
-    : Message(std::move(topic), std::move(payload), qos, retain, std::move(props), std::move(origin_client_id)) {
-  expires_at_ = expires_at;
+bool empty(const mqtt::Properties& p) { return p == no_properties(); }
+
+}  // namespace
+
+MessagePtr Message::make(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                         std::string_view origin, std::unique_ptr<Extra> extra) {
+  void* block = ::operator new(sizeof(Message) + topic.size() + payload.size() + origin.size());
+  auto* m = new (block) Message();
+  m->topic_size_ = static_cast<std::uint32_t>(topic.size());
+  m->payload_size_ = static_cast<std::uint32_t>(payload.size());
+  m->origin_size_ = static_cast<std::uint16_t>(origin.size());
+  m->qos_ = qos;
+  m->retain_ = retain;
+  m->extra_ = std::move(extra);
+  char* out = reinterpret_cast<char*>(m + 1);
+  if (!topic.empty()) std::memcpy(out, topic.data(), topic.size());
+  if (!payload.empty()) std::memcpy(out + topic.size(), payload.data(), payload.size());
+  if (!origin.empty()) std::memcpy(out + topic.size() + payload.size(), origin.data(), origin.size());
+  return MessagePtr(m);
 }
+
+void Message::destroy(const Message* m) noexcept {
+  m->~Message();
+  ::operator delete(const_cast<Message*>(m));
+}
+
+MessagePtr Message::create(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                           std::string_view origin_client_id) {
+  return make(topic, payload, qos, retain, origin_client_id, nullptr);
+}
+
+MessagePtr Message::create(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                           const mqtt::Properties& props, std::string_view origin_client_id) {
+  std::optional<Clock::time_point> expires;
+  if (props.message_expiry_interval) expires = Clock::now() + std::chrono::seconds(*props.message_expiry_interval);
+  std::unique_ptr<Extra> extra;
+  if (!empty(props)) {
+    extra = std::make_unique<Extra>();
+    extra->properties = props;
+    extra->properties.topic_alias.reset();
+    extra->properties.subscription_identifiers.clear();
+    extra->properties.message_expiry_interval.reset();
+    if (empty(extra->properties)) {
+      extra.reset();
+    } else {
+      std::string block;
+      mqtt::Writer w(block);
+      mqtt::encode_properties(w, extra->properties);
+      // encode_properties writes the length prefix: keep only the properties.
+      const std::size_t length = mqtt::properties_length(extra->properties);
+      extra->encoded = block.substr(block.size() - length);
+    }
+  }
+  MessagePtr m = make(topic, payload, qos, retain, origin_client_id, std::move(extra));
+  if (expires) {
+    auto* mutable_m = const_cast<Message*>(m.get());
+    mutable_m->has_expiry_ = true;
+    mutable_m->expires_at_ = *expires;
+  }
+  return m;
+}
+
+MessagePtr Message::restore(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                            const mqtt::Properties& props, std::string_view origin_client_id,
+                            std::optional<Clock::time_point> expires_at) {
+  MessagePtr m = create(topic, payload, qos, retain, props, origin_client_id);
+  auto* mutable_m = const_cast<Message*>(m.get());
+  mutable_m->has_expiry_ = expires_at.has_value();
+  mutable_m->expires_at_ = expires_at.value_or(Clock::time_point{});
+  return m;
+}
+
+const mqtt::Properties& Message::properties() const { return extra_ ? extra_->properties : no_properties(); }
 
 std::optional<std::uint32_t> Message::remaining_expiry(Clock::time_point now) const {
-  if (!expires_at_) return std::nullopt;
-  if (now >= *expires_at_) return 0;
-  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(*expires_at_ - now).count();
+  if (!has_expiry_) return std::nullopt;
+  if (now >= expires_at_) return 0;
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(expires_at_ - now).count();
   return static_cast<std::uint32_t>((left + 999) / 1000);
 }
 
 mqtt::Publish Message::to_publish(std::uint8_t qos, bool retain, Clock::time_point now) const {
   mqtt::Publish p;
-  p.topic = topic_;
-  p.payload = payload_;
+  p.topic = std::string(topic());
+  p.payload = std::string(payload());
   p.qos = qos;
   p.retain = retain;
-  p.properties = props_;
+  p.properties = properties();
   p.properties.message_expiry_interval = remaining_expiry(now);
   return p;
-}
-
-EncodedPublish Message::encoded(mqtt::Version v, std::uint8_t qos, bool retain) const {
-  const std::size_t slot = (v == mqtt::Version::V5 ? 6u : 0u) + qos * 2u + (retain ? 1u : 0u);
-  std::lock_guard lock(cache_mutex_);
-  auto& e = cache_[slot];
-  if (!e.bytes) {
-    mqtt::Publish p;
-    p.qos = qos;
-    p.retain = retain;
-    p.topic = topic_;
-    p.properties = props_;
-    p.payload = payload_;  // one copy per wire form, not per subscriber
-    auto bytes = std::make_shared<std::string>();
-    e.id_offset = mqtt::encode_publish(p, v, *bytes);
-    e.bytes = std::move(bytes);
-  }
-  return e;
 }
 
 }  // namespace petrel::broker

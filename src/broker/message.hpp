@@ -1,23 +1,30 @@
 // An application message as the broker holds it: immutable once published and
-// shared (std::shared_ptr<const Message>) by every session queue, in-flight
-// window and retained slot that refers to it. Nothing is copied per subscriber.
+// shared by every session queue, in-flight window and retained slot that
+// refers to it. Nothing is copied per subscriber.
 //
-// Encode once, send to many: encoded() returns the PUBLISH bytes for one wire
-// form (protocol family x QoS x retain flag) and caches them in the message, so
-// a fan-out to N subscribers serialises the message once per form, not N
-// times. A subscriber's own packet identifier is spliced in by the sender at
-// the returned offset. Forms that differ per subscriber (subscription
-// identifiers, an outgoing topic alias, DUP on redelivery, a message expiry
-// that shrinks while the message is held) are encoded per delivery instead.
+// One allocation per message: the object, its topic, payload and origin
+// client id live in one block (Message::create), reference-counted in the
+// block itself (MessagePtr is a boost::intrusive_ptr), so routing a PUBLISH
+// costs one malloc. Properties are rare on the hot path; a message that has
+// some keeps them, with their encoding, in a second block.
+//
+// Senders assemble each subscriber's PUBLISH around the message
+// (mqtt::encode_publish_head): the fixed header, topic, packet id and the
+// properties that differ per subscriber (subscription identifiers, an
+// outgoing topic alias, the expiry left) are written per delivery, the
+// pass-through properties come encoded from the message, and the payload is
+// copied into the connection's buffer when small or referenced in place when
+// large (Transport::send_payload).
 #pragma once
 
-#include <array>
+#include <atomic>
+#include <boost/intrusive_ptr.hpp>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "mqtt/packets.hpp"
 
@@ -25,58 +32,80 @@ namespace petrel::broker {
 
 using Clock = std::chrono::steady_clock;
 
-struct EncodedPublish {
-  std::shared_ptr<const std::string> bytes;
-  std::size_t id_offset = 0;  // where the 2-byte packet identifier sits (QoS > 0)
-};
+class Message;
+using MessagePtr = boost::intrusive_ptr<const Message>;
 
 class Message {
  public:
-  Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
-          std::string origin_client_id);
+  // A message published now: `props` as received (a Topic Alias and
+  // Subscription Identifiers are dropped; a Message Expiry Interval becomes
+  // an absolute expiry).
+  static MessagePtr create(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                           const mqtt::Properties& props, std::string_view origin_client_id);
+  // Without properties (the hot path of v3 and of most v5 publishers).
+  static MessagePtr create(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                           std::string_view origin_client_id);
   // A message read back from a store: its expiry is an absolute time, not
   // the interval in `props` (which must have none).
-  Message(std::string topic, std::string payload, std::uint8_t qos, bool retain, mqtt::Properties props,
-          std::string origin_client_id, std::optional<Clock::time_point> expires_at);
+  static MessagePtr restore(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                            const mqtt::Properties& props, std::string_view origin_client_id,
+                            std::optional<Clock::time_point> expires_at);
 
-  const std::string& topic() const { return topic_; }
-  const std::string& payload() const { return payload_; }
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  std::string_view topic() const { return {data(), topic_size_}; }
+  std::string_view payload() const { return {data() + topic_size_, payload_size_}; }
+  // The client that published it (No Local); empty for the broker's own.
+  std::string_view origin_client_id() const { return {data() + topic_size_ + payload_size_, origin_size_}; }
   std::uint8_t qos() const { return qos_; }
   bool retain() const { return retain_; }
   // Properties passed through to subscribers (no topic alias, no
   // subscription identifiers; the expiry interval is recomputed on send).
-  const mqtt::Properties& properties() const { return props_; }
-  const std::string& origin_client_id() const { return origin_; }
-  // Length of the encoded pass-through properties (without length prefix).
-  std::size_t properties_length() const { return props_length_; }
+  const mqtt::Properties& properties() const;
+  // Their encoding, without the length prefix ("" when there are none).
+  std::string_view encoded_properties() const { return extra_ ? std::string_view(extra_->encoded) : std::string_view(); }
+  std::size_t properties_length() const { return extra_ ? extra_->encoded.size() : 0; }
 
-  bool has_expiry() const { return expires_at_.has_value(); }
-  const std::optional<Clock::time_point>& expires_at() const { return expires_at_; }
-  bool expired(Clock::time_point now) const { return expires_at_ && now >= *expires_at_; }
+  bool has_expiry() const { return has_expiry_; }
+  std::optional<Clock::time_point> expires_at() const {
+    return has_expiry_ ? std::optional<Clock::time_point>(expires_at_) : std::nullopt;
+  }
+  bool expired(Clock::time_point now) const { return has_expiry_ && now >= expires_at_; }
   // Seconds left of the message expiry interval, rounded up.
   std::optional<std::uint32_t> remaining_expiry(Clock::time_point now) const;
 
-  // Builds the PUBLISH packet for one delivery (the per-subscriber path).
+  // The whole PUBLISH packet for one delivery, as a struct (tests, tools).
   mqtt::Publish to_publish(std::uint8_t qos, bool retain, Clock::time_point now) const;
 
-  // Cached encoding for deliveries without per-subscriber fields.
-  EncodedPublish encoded(mqtt::Version v, std::uint8_t qos, bool retain) const;
-
  private:
-  std::string topic_;
-  std::string payload_;
-  std::uint8_t qos_;
-  bool retain_;
-  mqtt::Properties props_;
-  std::string origin_;
-  std::optional<Clock::time_point> expires_at_;
-  std::size_t props_length_ = 0;
+  struct Extra {
+    mqtt::Properties properties;
+    std::string encoded;
+  };
+  Message() = default;
+  ~Message() = default;
+  static MessagePtr make(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
+                         std::string_view origin, std::unique_ptr<Extra> extra);
+  const char* data() const { return reinterpret_cast<const char*>(this + 1); }
+  friend void intrusive_ptr_add_ref(const Message* m) noexcept {
+    m->refs_.fetch_add(1, std::memory_order_relaxed);
+  }
+  friend void intrusive_ptr_release(const Message* m) noexcept {
+    if (m->refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) destroy(m);
+  }
+  static void destroy(const Message* m) noexcept;
 
-  // 2 protocol families (3.x, 5) x 3 QoS x 2 retain flags.
-  mutable std::mutex cache_mutex_;
-  mutable std::array<EncodedPublish, 12> cache_;
+  mutable std::atomic<std::uint32_t> refs_{0};
+  std::uint32_t topic_size_ = 0;
+  std::uint32_t payload_size_ = 0;
+  std::uint16_t origin_size_ = 0;
+  std::uint8_t qos_ = 0;
+  bool retain_ = false;
+  bool has_expiry_ = false;
+  Clock::time_point expires_at_{};
+  std::unique_ptr<Extra> extra_;  // null: no properties
+  // topic, payload and origin follow the object in the same block
 };
-
-using MessagePtr = std::shared_ptr<const Message>;
 
 }  // namespace petrel::broker

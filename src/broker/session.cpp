@@ -4,20 +4,21 @@
 
 #include "broker/authorizer.hpp"
 #include "broker/persistence.hpp"
-#include "mqtt/wire.hpp"
+#include "mqtt/codec.hpp"
 
 namespace petrel::broker {
 
 std::size_t publish_wire_size(const Delivery& d, mqtt::Version v) {
-  const auto& m = *d.message;
-  std::size_t n = 2 + m.topic().size() + (d.qos ? 2 : 0) + m.payload().size();
+  const Message& m = *d.message;
+  mqtt::PublishHead h;
+  h.topic = m.topic();
+  h.qos = d.qos;
   if (v == mqtt::Version::V5) {
-    std::size_t props = m.properties_length();
-    if (m.has_expiry()) props += 5;
-    for (auto id : d.subscription_ids) props += 1 + mqtt::varint_size(id);
-    n += mqtt::varint_size(static_cast<std::uint32_t>(props)) + props;
+    h.properties = m.encoded_properties();
+    if (m.has_expiry()) h.message_expiry = 0;
+    if (!d.subscription_ids.empty()) h.subscription_ids = &d.subscription_ids;
   }
-  return 1 + mqtt::varint_size(static_cast<std::uint32_t>(n)) + n;
+  return mqtt::publish_size(h, v, m.payload().size());
 }
 
 Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits, Authorizer* reader_check) {

@@ -89,7 +89,7 @@ struct WillMessage {
   // The message to publish now: its Message Expiry Interval starts when the
   // will is published, not when it was registered (MQTT 5.0 3.1.3.2.4).
   MessagePtr to_message() const {
-    return std::make_shared<const Message>(will.topic, will.payload, will.qos, will.retain, will.properties, client_id);
+    return Message::create(will.topic, will.payload, will.qos, will.retain, will.properties, client_id);
   }
 };
 

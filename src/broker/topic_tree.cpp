@@ -1,6 +1,7 @@
 #include "broker/topic_tree.hpp"
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 
 #include "mqtt/topic.hpp"
@@ -22,6 +23,48 @@ Split split(std::string_view s) {
 
 }  // namespace
 
+std::size_t TopicTree::LevelHash::operator()(std::string_view s) const {
+  constexpr std::uint64_t k = 0x9E3779B97F4A7C15ull;
+  std::uint64_t h = s.size() * k;
+  std::size_t i = 0;
+  for (; i + 8 <= s.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    h = (h ^ w) * k;
+    h ^= h >> 29;
+  }
+  if (i < s.size()) {
+    std::uint64_t w = 0;
+    std::memcpy(&w, s.data() + i, s.size() - i);
+    h = (h ^ w) * k;
+    h ^= h >> 29;
+  }
+  return static_cast<std::size_t>(h);
+}
+
+TopicTree::Node* TopicTree::Node::child(std::string_view level, bool create) {
+  if (level == "+" || level == "#") {
+    auto& slot = level == "+" ? plus : hash;
+    if (!slot && create) slot = std::make_unique<Node>();
+    return slot.get();
+  }
+  auto it = children.find(level);
+  if (it == children.end()) {
+    if (!create) return nullptr;
+    it = children.emplace(std::string(level), std::make_unique<Node>()).first;
+  }
+  return it->second.get();
+}
+
+void TopicTree::Node::prune(std::string_view level) {
+  if (level == "+" || level == "#") {
+    auto& slot = level == "+" ? plus : hash;
+    if (slot && slot->empty()) slot.reset();
+    return;
+  }
+  if (auto it = children.find(level); it != children.end() && it->second->empty()) children.erase(it);
+}
+
 TopicTree::TopicTree() = default;
 TopicTree::~TopicTree() = default;
 
@@ -36,9 +79,7 @@ bool TopicTree::subscribe(std::string_view filter, const SessionPtr& session, co
   Node* node = &root_;
   while (true) {
     auto [level, rest, more] = split(filter);
-    auto it = node->children.find(level);
-    if (it == node->children.end()) it = node->children.emplace(std::string(level), std::make_unique<Node>()).first;
-    node = it->second.get();
+    node = node->child(level, true);
     if (!more) break;
     filter = rest;
   }
@@ -62,9 +103,9 @@ bool TopicTree::subscribe(std::string_view filter, const SessionPtr& session, co
 
 bool TopicTree::remove(Node& node, std::string_view filter, std::string_view group, const Session* session) {
   auto [level, rest, more] = split(filter);
-  auto it = node.children.find(level);
-  if (it == node.children.end()) return false;
-  Node& child = *it->second;
+  Node* found = node.child(level, false);
+  if (!found) return false;
+  Node& child = *found;
   bool removed = false;
   if (more) {
     removed = remove(child, rest, group, session);
@@ -83,7 +124,7 @@ bool TopicTree::remove(Node& node, std::string_view filter, std::string_view gro
       if (g->second->members.empty()) child.shared.erase(g);
     }
   }
-  if (child.empty()) node.children.erase(it);
+  node.prune(level);
   return removed;
 }
 
@@ -120,25 +161,24 @@ void TopicTree::collect(const Node& node, std::vector<SubscriptionMatch>& out) {
 
 void TopicTree::match_levels(const Node& node, std::string_view topic, std::size_t pos, bool root,
                              std::vector<SubscriptionMatch>& out) {
+  // A topic starting with '$' is not matched by a filter starting with a
+  // wildcard [MQTT-4.7.2-1].
   const bool dollar = root && !topic.empty() && topic[0] == '$';
   const auto slash = topic.find('/', pos);
   const auto level = topic.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
-  if (!dollar) {
-    if (auto h = node.children.find(std::string_view("#")); h != node.children.end()) collect(*h->second, out);
-  }
+  if (!dollar && node.hash) collect(*node.hash, out);
   auto visit = [&](const Node& child) {
     if (slash == std::string_view::npos) {
       collect(child, out);
-      // "a/#" also matches "a".
-      if (auto h = child.children.find(std::string_view("#")); h != child.children.end()) collect(*h->second, out);
+      if (child.hash) collect(*child.hash, out);  // "a/#" also matches "a"
     } else {
       match_levels(child, topic, slash + 1, false, out);
     }
   };
-  if (auto e = node.children.find(level); e != node.children.end()) visit(*e->second);
-  if (!dollar && level != "+") {
-    if (auto p = node.children.find(std::string_view("+")); p != node.children.end()) visit(*p->second);
+  if (!node.children.empty()) {
+    if (auto e = node.children.find(level); e != node.children.end()) visit(*e->second);
   }
+  if (!dollar && node.plus) visit(*node.plus);
 }
 
 void TopicTree::match(std::string_view topic, std::vector<SubscriptionMatch>& out) const {

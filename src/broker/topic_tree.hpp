@@ -63,15 +63,25 @@ class TopicTree {
     std::vector<Subscriber> members;
     mutable std::atomic<std::size_t> next{0};
   };
-  struct StringHash {
+  // Topic levels are short: a multiply-xor over 8-byte words hashes them in
+  // a few instructions (std::hash's murmur was a tenth of a publish).
+  struct LevelHash {
     using is_transparent = void;
-    std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+    std::size_t operator()(std::string_view s) const;
   };
   struct Node {
-    std::unordered_map<std::string, std::unique_ptr<Node>, StringHash, std::equal_to<>> children;
+    // Literal levels; the '+' and '#' levels have children of their own, so
+    // matching a topic looks up one level per level, not three.
+    std::unordered_map<std::string, std::unique_ptr<Node>, LevelHash, std::equal_to<>> children;
+    std::unique_ptr<Node> plus;
+    std::unique_ptr<Node> hash;
     std::vector<Subscriber> subscribers;
     std::map<std::string, std::unique_ptr<SharedGroup>, std::less<>> shared;
-    bool empty() const { return children.empty() && subscribers.empty() && shared.empty(); }
+    bool empty() const { return children.empty() && !plus && !hash && subscribers.empty() && shared.empty(); }
+    // The child for `level` ("+", "#" or literal), created if `create`.
+    Node* child(std::string_view level, bool create);
+    // Removes the child for `level` if it is empty.
+    void prune(std::string_view level);
   };
 
   static void collect(const Node& node, std::vector<SubscriptionMatch>& out);

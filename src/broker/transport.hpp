@@ -18,6 +18,7 @@
 #include <string>
 #include <string_view>
 
+#include "broker/message.hpp"
 #include "mqtt/reason_code.hpp"
 
 namespace petrel::broker {
@@ -40,8 +41,9 @@ class Transport : public SessionLink {
 
   // Queue bytes for writing (copied).
   virtual void send(std::string_view bytes) = 0;
-  // Queue a slice of a shared, immutable buffer (not copied).
-  virtual void send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) = 0;
+  // Queue bytes that belong to `message` (its payload) without copying them;
+  // the message is kept alive until they are written.
+  virtual void send_payload(const MessagePtr& message, std::string_view bytes) = 0;
   // Bytes queued and not yet written: the back-pressure signal.
   virtual std::size_t pending_bytes() const = 0;
   // Close after the queued bytes are written. `reason` says why, in MQTT

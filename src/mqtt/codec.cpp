@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <cstring>
+
 #include "mqtt/topic.hpp"
 #include "mqtt/utf8.hpp"
 #include "mqtt/wire.hpp"
@@ -170,25 +172,97 @@ void expect_end(const Reader& r, PacketType t) {
   if (!r.empty()) malformed(fmt::format("{} has {} trailing bytes", to_string(t), r.remaining()));
 }
 
-Publish decode_publish(const Frame& f, Version v, const DecodeOptions& o) {
-  Publish p;
+// A PUBLISH topic in one pass: MQTT UTF-8, control characters, wildcards.
+// Most topics are ASCII without anything special: they are checked eight
+// bytes at a time; a word with a special byte is looked at byte by byte, and
+// the first byte that is not ASCII sends the topic to the full UTF-8 check.
+void check_topic_name(std::string_view topic, Version v, const DecodeOptions& o) {
+  constexpr std::uint64_t ones = 0x0101010101010101ull, highs = 0x8080808080808080ull;
+  auto has_zero = [](std::uint64_t x) { return (x - ones) & ~x & highs; };
+  bool wildcard = false;
+  auto check_byte = [&](unsigned char c) {
+    if (c < 0x20 || c == 0x7F) {
+      if (c == 0) malformed("invalid UTF-8 string");  // U+0000 is never allowed
+      if (!o.allow_control_characters) malformed("control character in topic name");
+    }
+    wildcard = wildcard || c == '+' || c == '#';
+  };
+  std::size_t i = 0;
+  bool ascii = true;
+  for (; i + 8 <= topic.size(); i += 8) {
+    std::uint64_t w;
+    std::memcpy(&w, topic.data() + i, 8);
+    if (w & highs) {
+      ascii = false;
+      break;
+    }
+    const std::uint64_t special = ((w - ones * 0x20) & ~w & highs) | has_zero(w ^ (ones * 0x7F)) |
+                                  has_zero(w ^ (ones * '+')) | has_zero(w ^ (ones * '#'));
+    if (special)
+      for (std::size_t j = i; j < i + 8; ++j) check_byte(static_cast<unsigned char>(topic[j]));
+  }
+  for (; ascii && i < topic.size(); ++i) {
+    const auto c = static_cast<unsigned char>(topic[i]);
+    if (c >= 0x80) {
+      ascii = false;
+      break;
+    }
+    check_byte(c);
+  }
+  if (!ascii) {
+    if (!valid_mqtt_utf8(topic)) malformed("invalid UTF-8 string");
+    if (!o.allow_control_characters && has_control_characters(topic)) malformed("control character in topic name");
+    wildcard = wildcard || topic.find_first_of("+#") != std::string_view::npos;
+  }
+  if (wildcard || (topic.empty() && v != Version::V5))
+    throw ProtocolError(ReasonCode::TopicNameInvalid, "invalid topic name in PUBLISH");
+}
+
+}  // namespace
+
+const Properties& PublishView::props() const {
+  static const Properties none;
+  return properties ? *properties : none;
+}
+
+PublishView decode_publish_view(const Frame& f, Version v, const DecodeOptions& o) {
+  PublishView p;
   p.dup = f.flags() & 0x08;
   p.qos = (f.flags() >> 1) & 0x03;
   p.retain = f.flags() & 0x01;
   if (p.qos == 3) malformed("PUBLISH with QoS 3");
   if (p.qos == 0 && p.dup) malformed("PUBLISH with QoS 0 and DUP set");
   Reader r(f.body);
-  p.topic = name_string(r, o, "topic name");
-  if (!valid_topic_name(p.topic, v == Version::V5))
-    throw ProtocolError(ReasonCode::TopicNameInvalid, "invalid topic name in PUBLISH");
+  p.topic = r.bytes(r.u16());
+  check_topic_name(p.topic, v, o);
   if (p.qos > 0) p.packet_id = packet_id(r);
   if (v == Version::V5) {
-    p.properties = decode_properties(r, PropertyContext::Publish);
-    if (p.topic.empty() && !p.properties.topic_alias) protocol_error("empty topic without topic alias");
+    // Most PUBLISHes carry no properties: a zero length needs no decoding.
+    if (r.remaining() > 0 && r.peek() == 0) {
+      r.u8();
+    } else {
+      p.properties = decode_properties(r, PropertyContext::Publish);
+    }
+    if (p.topic.empty() && !p.props().topic_alias) protocol_error("empty topic without topic alias");
   }
-  p.payload = std::string(r.rest());
-  if (p.properties.payload_format_indicator == 1 && !valid_utf8(p.payload))
+  p.payload = r.rest();
+  if (p.props().payload_format_indicator == 1 && !valid_utf8(p.payload))
     throw ProtocolError(ReasonCode::PayloadFormatInvalid, "payload is not UTF-8 although format indicator says so");
+  return p;
+}
+
+namespace {
+
+Publish decode_publish(const Frame& f, Version v, const DecodeOptions& o) {
+  PublishView view = decode_publish_view(f, v, o);
+  Publish p;
+  p.topic = std::string(view.topic);
+  p.payload = std::string(view.payload);
+  p.qos = view.qos;
+  p.retain = view.retain;
+  p.dup = view.dup;
+  p.packet_id = view.packet_id;
+  if (view.properties) p.properties = std::move(*view.properties);
   return p;
 }
 
@@ -630,6 +704,79 @@ std::size_t encoded_size(const Packet& p, Version v) {
     return 1 + varint_size(static_cast<std::uint32_t>(n)) + n;
   }
   return encode(p, v).size();
+}
+
+namespace {
+
+std::size_t head_properties_length(const PublishHead& h) {
+  std::size_t n = h.properties.size();
+  if (h.message_expiry) n += 5;
+  if (h.topic_alias) n += 3;
+  if (h.subscription_ids)
+    for (auto id : *h.subscription_ids) n += 1 + varint_size(id);
+  return n;
+}
+
+std::size_t head_remaining(const PublishHead& h, Version v, std::size_t payload_size, std::size_t props) {
+  std::size_t n = 2 + h.topic.size() + (h.qos ? 2 : 0) + payload_size;
+  if (v == Version::V5) n += varint_size(static_cast<std::uint32_t>(props)) + props;
+  return n;
+}
+
+}  // namespace
+
+std::size_t publish_size(const PublishHead& h, Version v, std::size_t payload_size) {
+  const std::size_t n = head_remaining(h, v, payload_size, v == Version::V5 ? head_properties_length(h) : 0);
+  return 1 + varint_size(static_cast<std::uint32_t>(n)) + n;
+}
+
+std::size_t encode_publish_head(const PublishHead& h, Version v, std::size_t payload_size, std::string& out) {
+  const std::size_t props = v == Version::V5 ? head_properties_length(h) : 0;
+  const std::size_t n = head_remaining(h, v, payload_size, props);
+  const std::size_t start = out.size();
+  out.reserve(start + 5 + n - payload_size);
+  // Fixed header and topic length in one append, then the topic, then the
+  // packet id and the property length in one more.
+  char head[8];
+  std::size_t k = 0;
+  head[k++] = static_cast<char>((3 << 4) | (h.dup ? 0x08 : 0) | (h.qos << 1) | (h.retain ? 1 : 0));
+  for (auto rest = static_cast<std::uint32_t>(n);;) {
+    auto b = static_cast<std::uint8_t>(rest & 0x7F);
+    rest >>= 7;
+    head[k++] = static_cast<char>(rest ? b | 0x80 : b);
+    if (!rest) break;
+  }
+  head[k++] = static_cast<char>(h.topic.size() >> 8);
+  head[k++] = static_cast<char>(h.topic.size() & 0xFF);
+  out.append(head, k);
+  out.append(h.topic);
+  k = 0;
+  if (h.qos > 0) {
+    head[k++] = static_cast<char>(h.packet_id >> 8);
+    head[k++] = static_cast<char>(h.packet_id & 0xFF);
+  }
+  if (v == Version::V5 && props == 0) head[k++] = 0;
+  out.append(head, k);
+  Writer w(out);
+  if (v == Version::V5 && props > 0) {
+    w.varint(static_cast<std::uint32_t>(props));
+    if (h.message_expiry) {
+      w.u8(static_cast<std::uint8_t>(PropertyId::MessageExpiryInterval));
+      w.u32(*h.message_expiry);
+    }
+    if (h.topic_alias) {
+      w.u8(static_cast<std::uint8_t>(PropertyId::TopicAlias));
+      w.u16(*h.topic_alias);
+    }
+    if (h.subscription_ids) {
+      for (auto id : *h.subscription_ids) {
+        w.u8(static_cast<std::uint8_t>(PropertyId::SubscriptionIdentifier));
+        w.varint(id);
+      }
+    }
+    w.raw(h.properties);
+  }
+  return out.size() - start + payload_size;
 }
 
 std::size_t encode_publish(const Publish& p, Version v, std::string& out) {

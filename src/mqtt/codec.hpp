@@ -93,10 +93,51 @@ Packet decode(const Frame& f, Version v, const DecodeOptions& o = {});
 void encode(const Packet& p, Version v, std::string& out);
 std::string encode(const Packet& p, Version v);
 
-// PUBLISH is encoded once and sent to many: encode_publish writes it and
-// returns the offset of the 2-byte packet identifier (0 for QoS 0), so a
-// sender can share the bytes and substitute its own identifier.
+// Appends the encoding of a PUBLISH; returns the offset of its 2-byte packet
+// identifier (0 for QoS 0).
 std::size_t encode_publish(const Publish& p, Version v, std::string& out);
+
+// A PUBLISH as it arrived, without copies: topic and payload are views into
+// the frame's bytes (valid as long as the frame is). The broker's hot path
+// decodes PUBLISH this way and copies topic and payload once, into the
+// message it routes.
+struct PublishView {
+  std::string_view topic;  // empty with a topic alias (v5)
+  std::string_view payload;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  std::uint16_t packet_id = 0;
+  // v5: the properties, when the property block is not empty (most are:
+  // an empty Properties still costs its construction and destruction).
+  std::optional<Properties> properties;
+  const Properties& props() const;  // an empty Properties when there are none
+};
+// Decodes a PUBLISH with every check decode() makes.
+PublishView decode_publish_view(const Frame& f, Version v, const DecodeOptions& options = {});
+
+// What a sender puts in front of a payload it already holds: the PUBLISH
+// packet up to the payload, assembled per receiver (its packet identifier,
+// topic alias, subscription identifiers, the expiry left), around parts the
+// message keeps encoded (its pass-through properties).
+struct PublishHead {
+  std::string_view topic;  // may be empty when topic_alias is set (v5)
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool dup = false;
+  std::uint16_t packet_id = 0;
+  // v5 only:
+  std::string_view properties;  // encoded properties without their length prefix
+  std::optional<std::uint32_t> message_expiry;
+  std::optional<std::uint16_t> topic_alias;
+  const std::vector<std::uint32_t>* subscription_ids = nullptr;
+};
+// Appends the PUBLISH's fixed header, topic, packet identifier and properties
+// for a payload of `payload_size` bytes (which the caller appends or sends
+// next); returns the size of the whole packet.
+std::size_t encode_publish_head(const PublishHead& h, Version v, std::size_t payload_size, std::string& out);
+// The size of that whole packet, without encoding it.
+std::size_t publish_size(const PublishHead& h, Version v, std::size_t payload_size);
 
 // Size of the encoded packet without encoding it.
 std::size_t encoded_size(const Packet& p, Version v);

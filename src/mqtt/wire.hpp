@@ -28,6 +28,8 @@ class Reader {
     need(1);
     return static_cast<std::uint8_t>(data_[pos_++]);
   }
+  // The next byte, not consumed (call only when remaining() > 0).
+  std::uint8_t peek() const { return static_cast<std::uint8_t>(data_[pos_]); }
   std::uint16_t u16() {
     need(2);
     auto v = static_cast<std::uint16_t>((byte(pos_) << 8) | byte(pos_ + 1));

@@ -53,6 +53,7 @@
 #include "broker/client.hpp"
 #include "broker/transport.hpp"
 #include "net/listener_stats.hpp"
+#include "net/loop_batch.hpp"
 #include "net/socket.hpp"
 #include "net/tls.hpp"
 #include "net/websocket.hpp"
@@ -67,7 +68,9 @@ using WssStream = boost::beast::websocket::stream<TlsStream>;
 struct WsUpgrade;  // the HTTP upgrade in progress (connection_impl.hpp)
 
 template <class Stream>
-class Connection final : public broker::Transport, public std::enable_shared_from_this<Connection<Stream>> {
+class Connection final : public broker::Transport,
+                         public Batched,
+                         public std::enable_shared_from_this<Connection<Stream>> {
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream> || std::is_same_v<Stream, WssStream>;
   static constexpr bool kWs = std::is_same_v<Stream, WsStream> || std::is_same_v<Stream, WssStream>;
@@ -85,7 +88,7 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
 
   // broker::Transport
   void send(std::string_view bytes) override;
-  void send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) override;
+  void send_payload(const broker::MessagePtr& message, std::string_view bytes) override;
   std::size_t pending_bytes() const override { return queued_bytes_ + writing_bytes_; }
   void close(mqtt::ReasonCode reason) override;
   const std::string& peer() const override { return peer_; }
@@ -95,9 +98,13 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   void kick(mqtt::ReasonCode reason) override;
   void post(std::function<void()> fn) override;
 
+  // Batched: drain the session if woken, then write what is queued.
+  void run_batched() override;
+
  private:
   struct Chunk {
-    std::shared_ptr<const std::string> shared;  // null: the bytes are in the owned buffer
+    broker::MessagePtr message;  // null: the bytes are in the owned buffer, at `offset`
+    const char* data;            // with `message`: the bytes, inside it
     std::size_t offset;
     std::size_t length;
   };
@@ -130,6 +137,9 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   void ws_close();
   void after_read(std::size_t total, bool was_connected);
   void consume(const char* data, std::size_t n);
+  // Puts the connection on its loop's batch (loop_batch.hpp); the write
+  // happens once the handlers ready in this turn of the loop have run.
+  void schedule();
   void start_write();
   void on_written(const boost::system::error_code& ec, std::size_t n);
   void arm_timer();
@@ -181,6 +191,8 @@ class Connection final : public broker::Transport, public std::enable_shared_fro
   bool read_paused_ = false;
   bool closed_ = false;
   bool wrote_once_ = false;
+  bool batched_ = false;         // on the loop's batch
+  bool flush_requested_ = false;  // woken: drain the session when the batch runs
   bool ws_closing_ = false;        // close frame sent or being sent
   std::uint16_t ws_close_code_ = 0;  // 0: not decided yet
 };

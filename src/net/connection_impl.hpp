@@ -138,8 +138,27 @@ void Connection<Stream>::dispatch(F&& fn) {
   }
   if (outer) {
     in_dispatch_ = false;
-    start_write();
+    schedule();
   }
+}
+
+template <class Stream>
+void Connection<Stream>::schedule() {
+  if (batched_ || closed_) return;
+  batched_ = true;
+  LoopBatch::add(this->shared_from_this(), stream_.get_executor());
+}
+
+template <class Stream>
+void Connection<Stream>::run_batched() {
+  batched_ = false;
+  if (closed_) return;
+  if (flush_requested_) {
+    flush_requested_ = false;
+    dispatch([&] { client_.flush(); });  // schedules this connection again, served in this same batch
+    return;
+  }
+  start_write();
 }
 
 template <class Stream>
@@ -496,24 +515,23 @@ template <class Stream>
 void Connection<Stream>::send(std::string_view bytes) {
   if (closed_ || bytes.empty()) return;
   auto& q = out();
-  if (!q.queued.empty() && !q.queued.back().shared &&
+  if (!q.queued.empty() && !q.queued.back().message &&
       q.queued.back().offset + q.queued.back().length == q.queued_owned.size()) {
     q.queued.back().length += bytes.size();
   } else {
-    q.queued.push_back(Chunk{nullptr, q.queued_owned.size(), bytes.size()});
+    q.queued.push_back(Chunk{nullptr, nullptr, q.queued_owned.size(), bytes.size()});
   }
   q.queued_owned.append(bytes);
   queued_bytes_ += bytes.size();
-  if (!in_dispatch_) start_write();
+  if (!in_dispatch_) schedule();
 }
 
 template <class Stream>
-void Connection<Stream>::send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset,
-                                     std::size_t length) {
-  if (closed_ || length == 0) return;
-  out().queued.push_back(Chunk{buf, offset, length});
-  queued_bytes_ += length;
-  if (!in_dispatch_) start_write();
+void Connection<Stream>::send_payload(const broker::MessagePtr& message, std::string_view bytes) {
+  if (closed_ || bytes.empty()) return;
+  out().queued.push_back(Chunk{message, bytes.data(), 0, bytes.size()});
+  queued_bytes_ += bytes.size();
+  if (!in_dispatch_) schedule();
 }
 
 template <class Stream>
@@ -541,18 +559,13 @@ void Connection<Stream>::start_write() {
     // One contiguous buffer: OpenSSL writes one record per buffer.
     std::string flat;
     flat.reserve(writing_bytes_);
-    for (const auto& c : q.writing) {
-      const char* base = c.shared ? c.shared->data() : q.writing_owned.data();
-      flat.append(base + c.offset, c.length);
-    }
+    for (const auto& c : q.writing) flat.append(c.message ? c.data : q.writing_owned.data() + c.offset, c.length);
     q.writing.clear();
     q.writing_owned = std::move(flat);
     q.buffers.emplace_back(q.writing_owned.data(), q.writing_owned.size());
   } else {
-    for (const auto& c : q.writing) {
-      const char* base = c.shared ? c.shared->data() : q.writing_owned.data();
-      q.buffers.emplace_back(base + c.offset, c.length);
-    }
+    for (const auto& c : q.writing)
+      q.buffers.emplace_back(c.message ? c.data : q.writing_owned.data() + c.offset, c.length);
   }
   writing_now_ = true;
   auto done = [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
@@ -598,9 +611,18 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
 
 template <class Stream>
 void Connection<Stream>::wake() {
-  asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
-    if (!self->closed_) self->dispatch([&] { self->client_.flush(); });
-  });
+  // From this connection's own loop (a publisher on the same loop): join the
+  // loop's batch. From another loop: post, and join the batch there.
+  auto request = [](const std::shared_ptr<Connection>& self) {
+    if (self->closed_) return;
+    self->flush_requested_ = true;
+    self->schedule();
+  };
+  if (stream_.get_executor().running_in_this_thread()) {
+    request(this->shared_from_this());
+  } else {
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), request] { request(self); });
+  }
 }
 
 template <class Stream>
@@ -666,7 +688,7 @@ void Connection<Stream>::close(mqtt::ReasonCode reason) {
   if (!ws_close_code_) ws_close_code_ = websocket_close_code(reason);
   deadline_ = Clock::now() + kCloseGrace;
   arm_timer();
-  if (!in_dispatch_) start_write();
+  if (!in_dispatch_) schedule();
 }
 
 template <class Stream>

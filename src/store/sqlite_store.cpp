@@ -281,12 +281,12 @@ void SqliteStore::load_retained() {
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     std::optional<Clock::time_point> expires;
     if (sqlite3_column_type(s, 5) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 5));
-    auto m = std::make_shared<const broker::Message>(
+    auto m = broker::Message::restore(
         column_text(s, 0), column_blob(s, 1), static_cast<std::uint8_t>(sqlite3_column_int(s, 2)), true,
         decode_props(sqlite3_column_blob(s, 3), sqlite3_column_bytes(s, 3), mqtt::PropertyContext::Publish),
         column_text(s, 4), expires);
     if (m->expired(now)) {
-      expired.push_back(m->topic());
+      expired.emplace_back(m->topic());
       continue;
     }
     memory_->set(m);
@@ -359,7 +359,7 @@ std::vector<StoredSession> SqliteStore::load_sessions() {
     if (sqlite3_column_type(s, 8) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 8));
     broker::StoredDelivery d;
     d.id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
-    d.delivery.message = std::make_shared<const broker::Message>(
+    d.delivery.message = broker::Message::restore(
         column_text(s, 2), column_blob(s, 3), static_cast<std::uint8_t>(sqlite3_column_int(s, 4)),
         sqlite3_column_int(s, 5) != 0,
         decode_props(sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6), mqtt::PropertyContext::Publish),
@@ -429,7 +429,7 @@ void SqliteStore::set(const MessagePtr& m) {
   memory_->set(m);
   // $SYS topics are the broker's own and rebuilt at every start.
   if (m->topic().starts_with("$SYS/")) return;
-  push(Op{.kind = Op::Kind::RetainSet, .key = m->topic(), .message = m});
+  push(Op{.kind = Op::Kind::RetainSet, .key = std::string(m->topic()), .message = m});
 }
 
 bool SqliteStore::erase(std::string_view topic) {
@@ -651,10 +651,10 @@ void SqliteStore::apply(std::vector<Op>& batch) {
     sqlite3_clear_bindings(s);
     if (rc != SQLITE_DONE && rc != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
   };
-  auto text = [](sqlite3_stmt* s, int i, const std::string& v) {
+  auto text = [](sqlite3_stmt* s, int i, std::string_view v) {
     sqlite3_bind_text(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   };
-  auto blob = [](sqlite3_stmt* s, int i, const std::string& v) {
+  auto blob = [](sqlite3_stmt* s, int i, std::string_view v) {
     sqlite3_bind_blob(s, i, v.data(), static_cast<int>(v.size()), SQLITE_STATIC);
   };
   auto bind_will = [&](sqlite3_stmt* s, const std::optional<broker::WillMessage>& w, std::string& props) {

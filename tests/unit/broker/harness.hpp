@@ -21,9 +21,7 @@ namespace petrel::broker::test {
 class FakeTransport final : public Transport, public std::enable_shared_from_this<FakeTransport> {
  public:
   void send(std::string_view bytes) override { written.append(bytes); }
-  void send_shared(const std::shared_ptr<const std::string>& buf, std::size_t offset, std::size_t length) override {
-    written.append(*buf, offset, length);
-  }
+  void send_payload(const MessagePtr&, std::string_view bytes) override { written.append(bytes); }
   std::size_t pending_bytes() const override { return pending; }
   void close(mqtt::ReasonCode reason) override {
     closed = true;

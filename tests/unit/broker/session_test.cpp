@@ -15,7 +15,7 @@ Delivery delivery(std::uint8_t qos, std::string payload = "p", std::optional<std
   mqtt::Properties props;
   props.message_expiry_interval = expiry;
   Delivery d;
-  d.message = std::make_shared<const Message>("t", std::move(payload), qos, false, props, "origin");
+  d.message = Message::create("t", payload, qos, false, props, "origin");
   d.qos = qos;
   return d;
 }

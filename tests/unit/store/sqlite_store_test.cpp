@@ -35,7 +35,7 @@ class SqliteStoreTest : public ::testing::Test {
     props.content_type = "text/plain";
     props.user_properties.emplace_back("k", "v");
     broker::Delivery d;
-    d.message = std::make_shared<const broker::Message>(topic, std::move(payload), qos, false, props, "pub");
+    d.message = broker::Message::create(topic, payload, qos, false, props, "pub");
     d.qos = qos;
     d.subscription_ids = {7, 300000};
     return d;
@@ -123,10 +123,10 @@ TEST_F(SqliteStoreTest, RetainedMessagesSurviveButSysTopicsDoNot) {
   {
     SqliteStore s(options());
     s.start();
-    s.set(std::make_shared<const broker::Message>("a/b", "kept", 1, true, mqtt::Properties{}, "c"));
-    s.set(std::make_shared<const broker::Message>("a/c", "erased", 0, true, mqtt::Properties{}, "c"));
+    s.set(broker::Message::create("a/b", "kept", 1, true, mqtt::Properties{}, "c"));
+    s.set(broker::Message::create("a/c", "erased", 0, true, mqtt::Properties{}, "c"));
     s.erase("a/c");
-    s.set(std::make_shared<const broker::Message>("$SYS/broker/uptime", "1", 0, true, mqtt::Properties{}, ""));
+    s.set(broker::Message::create("$SYS/broker/uptime", "1", 0, true, mqtt::Properties{}, ""));
     EXPECT_EQ(s.size(), 2u);
   }
   SqliteStore s(options());
