@@ -66,8 +66,9 @@ Client::~Client() = default;
 
 void Client::on_bytes(std::string_view data) {
   if (state_ == State::Closing) return;
-  reader_.feed(data);
+  reader_.borrow(data);
   process();
+  reader_.keep_rest();  // `data` is the loop's read buffer: keep only what is left over
 }
 
 void Client::process() {

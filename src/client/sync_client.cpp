@@ -108,6 +108,7 @@ mqtt::Packet SyncClient::next_packet(Clock::time_point deadline) {
   }
 }
 
+
 void SyncClient::prepare_tls() {
   auto& ctx = impl_->ssl_context;
   boost::system::error_code ec;

@@ -61,40 +61,87 @@ PacketType packet_type(const Packet& p) {
 
 // ---------------------------------------------------------------- framing --
 
-void FrameReader::feed(std::string_view bytes) {
-  if (consumed_ > 0 && consumed_ == buffer_.size()) {
+void FrameReader::borrow(std::string_view bytes) {
+  keep_rest();  // an input not fully consumed before is kept first, in order
+  input_ = bytes;
+}
+
+void FrameReader::keep_rest() {
+  if (consumed_ == buffer_.size()) {
     buffer_.clear();
     consumed_ = 0;
-  } else if (consumed_ > 4096 && consumed_ * 2 > buffer_.size()) {
+  } else if (consumed_ > 0) {
     buffer_.erase(0, consumed_);
     consumed_ = 0;
   }
-  buffer_.append(bytes);
+  buffer_.append(input_);
+  input_ = {};
+  if (buffer_.empty() && buffer_.capacity() > 0) std::string().swap(buffer_);
 }
 
-std::optional<Frame> FrameReader::next() {
-  const std::size_t avail = buffer_.size() - consumed_;
-  if (avail < 2) return std::nullopt;
-  const auto* p = reinterpret_cast<const unsigned char*>(buffer_.data() + consumed_);
+std::size_t FrameReader::frame_size(const char* data, std::size_t avail) const {
+  if (avail < 2) return 0;
+  const auto* p = reinterpret_cast<const unsigned char*>(data);
   std::uint32_t length = 0;
   std::size_t i = 1;
   for (;; ++i) {
     if (i > 4) malformed("remaining length longer than 4 bytes");
-    if (i >= avail) return std::nullopt;
+    if (i >= avail) return 0;
     length |= std::uint32_t{p[i] & 0x7Fu} << (7 * (i - 1));
     if ((p[i] & 0x80) == 0) break;
   }
-  const std::size_t header_size = i + 1;
-  const std::size_t total = header_size + length;
+  const std::size_t total = i + 1 + length;
   if (total > max_packet_size_)
     throw ProtocolError(ReasonCode::PacketTooLarge,
                         fmt::format("packet of {} bytes exceeds maximum packet size {}", total, max_packet_size_));
-  if (avail < total) return std::nullopt;
+  return total;
+}
+
+namespace {
+Frame frame_at(const char* p, std::size_t total) {
   Frame f;
-  f.header = p[0];
-  f.body = std::string_view(buffer_).substr(consumed_ + header_size, length);
+  f.header = static_cast<std::uint8_t>(p[0]);
+  std::size_t i = 1;
+  while (static_cast<unsigned char>(p[i]) & 0x80) ++i;
+  f.body = std::string_view(p + i + 1, total - i - 1);
   f.size = total;
-  consumed_ += total;
+  return f;
+}
+}  // namespace
+
+std::optional<Frame> FrameReader::next() {
+  if (consumed_ < buffer_.size()) {
+    // A frame that began in an earlier input (or one kept for later):
+    // complete it in the buffer with bytes of the input.
+    std::size_t avail = buffer_.size() - consumed_;
+    std::size_t total = frame_size(buffer_.data() + consumed_, avail);
+    while (total == 0 && !input_.empty()) {
+      buffer_.push_back(input_.front());  // the fixed header, byte by byte (at most 5)
+      input_.remove_prefix(1);
+      ++avail;
+      total = frame_size(buffer_.data() + consumed_, avail);
+    }
+    if (total == 0) return std::nullopt;
+    if (avail < total) {
+      const std::size_t take = std::min(total - avail, input_.size());
+      buffer_.append(input_.substr(0, take));
+      input_.remove_prefix(take);
+      avail += take;
+      if (avail < total) return std::nullopt;
+    }
+    Frame f = frame_at(buffer_.data() + consumed_, total);
+    consumed_ += total;
+    return f;
+  }
+  if (consumed_ > 0) {
+    buffer_.clear();
+    consumed_ = 0;
+  }
+  // The common case: whole frames straight from the input, no copy.
+  const std::size_t total = frame_size(input_.data(), input_.size());
+  if (total == 0 || input_.size() < total) return std::nullopt;
+  Frame f = frame_at(input_.data(), total);
+  input_.remove_prefix(total);
   return f;
 }
 

@@ -34,21 +34,40 @@ class FrameReader {
  public:
   explicit FrameReader(std::uint32_t max_packet_size) : max_packet_size_(max_packet_size) {}
 
-  // Append bytes received from the peer.
-  void feed(std::string_view bytes);
+  // Appends bytes received from the peer (copied).
+  void feed(std::string_view bytes) {
+    borrow(bytes);
+    keep_rest();
+  }
+  // Makes `bytes` the reader's next input without copying it: complete
+  // frames in it are returned as views into it. Call keep_rest() before
+  // `bytes` goes away; it copies the part not returned yet (usually an
+  // incomplete frame at the end, often nothing). The broker reads this way
+  // from its loop's read buffer.
+  void borrow(std::string_view bytes);
 
   // The next complete frame, or nothing if more bytes are needed. Throws
   // ProtocolError: MalformedPacket for a bad remaining length, PacketTooLarge
   // when the declared size exceeds the maximum. The returned frame's body is
-  // valid until the next call to next() or feed().
+  // valid until the next call to next(), feed() or keep_rest().
   std::optional<Frame> next();
 
-  // Bytes held that do not yet form a complete frame.
-  std::size_t buffered() const { return buffer_.size() - consumed_; }
+  // Keeps what has not been returned as frames from the input; the reader
+  // then holds no memory when nothing is left over (an idle connection keeps
+  // no buffer).
+  void keep_rest();
+
+  // Bytes held or fed that do not yet form a complete frame.
+  std::size_t buffered() const { return buffer_.size() - consumed_ + input_.size(); }
 
  private:
-  std::string buffer_;
-  std::size_t consumed_ = 0;
+  // The size of the frame at `p` (`avail` bytes there), or 0 when its fixed
+  // header is not complete yet.
+  std::size_t frame_size(const char* p, std::size_t avail) const;
+
+  std::string buffer_;        // a frame that spans inputs, or frames kept for later
+  std::size_t consumed_ = 0;  // bytes of buffer_ already returned as frames
+  std::string_view input_;    // what feed() gave and next() has not returned yet
   std::uint32_t max_packet_size_;
 };
 

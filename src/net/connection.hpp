@@ -69,7 +69,7 @@ struct WsUpgrade;  // the HTTP upgrade in progress (connection_impl.hpp)
 
 template <class Stream>
 class Connection final : public broker::Transport,
-                         public Batched,
+                         public LoopResident,
                          public std::enable_shared_from_this<Connection<Stream>> {
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream> || std::is_same_v<Stream, WssStream>;
@@ -98,8 +98,10 @@ class Connection final : public broker::Transport,
   void kick(mqtt::ReasonCode reason) override;
   void post(std::function<void()> fn) override;
 
-  // Batched: drain the session if woken, then write what is queued.
+  // LoopResident: drain the session if woken, then write what is queued;
+  // the deadline (CONNECT, keep alive, close grace) has come.
   void run_batched() override;
+  void on_deadline() override { on_timer(); }
 
  private:
   struct Chunk {
@@ -142,6 +144,8 @@ class Connection final : public broker::Transport,
   void schedule();
   void start_write();
   void on_written(const boost::system::error_code& ec, std::size_t n);
+  std::shared_ptr<LoopResident> self() override { return this->shared_from_this(); }
+  // Enters the loop's deadline wheel at deadline_.
   void arm_timer();
   void on_timer();
   void shutdown(std::string_view why);
@@ -156,7 +160,6 @@ class Connection final : public broker::Transport,
   std::shared_ptr<boost::asio::ssl::context> tls_context_;
   ClientCertPolicy client_cert_ = ClientCertPolicy::None;
   IdentitySource identity_source_ = IdentitySource::None;
-  LoopTimer timer_;
   broker::Broker& broker_;
   std::shared_ptr<ListenerStats> stats_;
   broker::Client client_;

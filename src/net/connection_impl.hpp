@@ -81,7 +81,6 @@ Connection<Stream>::Connection(Socket socket, std::shared_ptr<asio::ssl::context
       tls_context_(std::move(context)),
       client_cert_(tls ? tls->client_cert : ClientCertPolicy::None),
       identity_source_(tls ? tls->identity_as_username : IdentitySource::None),
-      timer_(stream_.get_executor()),
       broker_(broker),
       stats_(std::move(stats)),
       client_(broker, *this),
@@ -643,10 +642,7 @@ void Connection<Stream>::post(std::function<void()> fn) {
 
 template <class Stream>
 void Connection<Stream>::arm_timer() {
-  timer_.expires_at(deadline_);
-  timer_.async_wait([self = this->shared_from_this()](const boost::system::error_code& ec) {
-    if (!ec) self->on_timer();
-  });
+  DeadlineWheel::local().insert(*this, deadline_, stream_.get_executor());
 }
 
 template <class Stream>
@@ -695,13 +691,14 @@ template <class Stream>
 void Connection<Stream>::shutdown(std::string_view why) {
   if (closed_) return;
   closed_ = true;
+  const auto keep = this->shared_from_this();  // leaving the wheel may drop the last other reference
   if (in_handshake_) {
     in_handshake_ = false;
     stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
   }
   client_.on_closed(why);
   boost::system::error_code ec;
-  timer_.cancel();
+  DeadlineWheel::local().remove(*this);
   socket().shutdown(Socket::shutdown_both, ec);
   socket().close(ec);
   // The queues stay (a write in flight may still use them); what was

@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 
 #include "net/connection.hpp"
+#include "net/loop_batch.hpp"
 
 namespace petrel::net {
 
@@ -154,6 +155,10 @@ void Server::run_loop(asio::io_context& loop) {
   while (true) {
     try {
       loop.run();
+      // What the loop's thread keeps for its connections goes while the
+      // io_context still exists (their sockets and the wheel's timer need it).
+      LoopBatch::clear();
+      DeadlineWheel::local().clear();
       return;
     } catch (const std::exception& e) {
       broker::Stats::add(broker_->stats().internal_errors);
