@@ -102,7 +102,7 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     }
     if (!s) {
       s = std::make_shared<Session>(client_id);
-      sessions_.emplace(client_id, s);
+      sessions_.emplace(s->client_id(), s);
     } else {
       out.session_present = true;
     }
@@ -180,7 +180,8 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
   std::unordered_map<std::string, SubscriptionEntry> subs;
   {
     std::lock_guard lock(session->mutex);
-    subs.swap(session->subscriptions);
+    session->subscriptions.swap(subs);
+    session->subscriptions.clear();
     if (session->will) will_due(*session->will, session->identity, wills);
     session->will.reset();
     session->clear_queue();
@@ -321,7 +322,8 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
       deadlines_.set(s, Deadlines::Kind::Expiry,
                      now + std::chrono::milliseconds(static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms));
     if (!st.disconnected_at) session_store_.session_offline(st.client_id, st.expiry_interval, s->will.get());
-    sessions_.emplace(st.client_id, std::move(s));
+    const std::string_view key = s->client_id();
+    sessions_.emplace(key, std::move(s));
     ++r.sessions;
   }
   // Published on the housekeeping loop once it runs, like every will.

@@ -169,7 +169,9 @@ class Broker {
   std::multimap<std::uint64_t, std::weak_ptr<SessionLink>> waiters_;
 
   mutable std::mutex registry_mutex_;
-  std::unordered_map<std::string, SessionPtr> sessions_;
+  // Keyed by a view of the session's own client id (it lives as long as the
+  // entry): the id is not stored a second time for every session.
+  std::unordered_map<std::string_view, SessionPtr> sessions_;
 
   std::unique_ptr<boost::asio::steady_timer> sys_timer_;
   std::vector<std::function<void(const SysPut&)>> sys_sources_;

@@ -62,6 +62,13 @@ Client::Client(Broker& broker, Transport& transport)
 
 Client::~Client() = default;
 
+const std::string& Client::client_id() const {
+  static const std::string unknown;
+  if (identity_) return identity_->client_id;
+  if (pending_) return pending_->identity->client_id;
+  return unknown;
+}
+
 // ----------------------------------------------------------------- input --
 
 void Client::on_bytes(std::string_view data) {
@@ -211,22 +218,25 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   p->expiry = expiry;
   p->clean_start = c.clean_start;
 
-  client_id_ = c.client_id;
-  if (client_id_.empty()) {
-    client_id_ = assigned_client_id();
-    if (v5) ack.properties.assigned_client_identifier = client_id_;
-  }
+  const bool assigned = c.client_id.empty();
+  std::string client_id = assigned ? assigned_client_id() : std::move(c.client_id);
+  if (assigned && v5) ack.properties.assigned_client_identifier = client_id;
 
   if (c.will) {
     const std::uint32_t delay = c.will->properties.will_delay_interval.value_or(0);
     c.will->properties.will_delay_interval.reset();
-    p->will = WillMessage{std::move(*c.will), client_id_, delay};
+    p->will = WillMessage{std::move(*c.will), client_id, delay};
   }
 
   auto identity = std::make_shared<ClientIdentity>();
-  identity->client_id = client_id_;
-  identity->username = identity_from_certificate_ ? certificate_identity_ : c.username;
-  identity->username_from_certificate = identity_from_certificate_ && certificate_identity_.has_value();
+  identity->client_id = std::move(client_id);
+  if (identity_from_certificate_) {
+    if (certificate_identity_) identity->username = *certificate_identity_;
+    identity->username_from_certificate = certificate_identity_ != nullptr;
+    certificate_identity_.reset();
+  } else {
+    identity->username = c.username;
+  }
   identity->listener = transport_.listener();
   identity->peer = transport_.peer();
   identity->version = version_;
@@ -282,7 +292,7 @@ void Client::complete_connect(PendingConnect& p) {
   if (!encode_fitting(ack)) {
     spdlog::warn("connection refused: peer={} id={}: the CONNACK ({} bytes) exceeds the client's Maximum Packet "
                  "Size {}",
-                 transport_.peer(), client_id_, scratch.size(), peer_max_packet_size_);
+                 transport_.peer(), client_id(), scratch.size(), peer_max_packet_size_);
     state_ = State::Closing;
     transport_.close(ReasonCode::PacketTooLarge);
     return;
@@ -302,7 +312,7 @@ void Client::complete_connect(PendingConnect& p) {
   }
   if (!send(ack)) return;
   spdlog::info("client connected: id={} peer={} protocol={} clean_start={} keep_alive={} session_present={}{}",
-               client_id_, transport_.peer(), mqtt::to_string(version_), p.clean_start, keep_alive_,
+               client_id(), transport_.peer(), mqtt::to_string(version_), p.clean_start, keep_alive_,
                attached.session_present,
                identity_->username ? fmt::format(" user={}", *identity_->username) : std::string());
   if (attached.session_present) resend_inflight();
@@ -326,7 +336,7 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   // [MQTT-3.1.2-24]; sending it is only a MAY: close without it.
   if (out.size() <= peer_max_packet_size_) this->out(out);
   Stats::add(broker_.stats().protocol_errors);
-  spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
+  spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id(),
                mqtt::to_string(rc), static_cast<unsigned>(rc), why);
   state_ = State::Closing;
   transport_.close(rc);
@@ -362,7 +372,7 @@ void Client::on_publish(mqtt::PublishView& p) {
 
   if (p.retain && !p.payload.empty() && broker_.retained_quota_exceeded(p.topic)) {
     // Storing it would exceed max_retained_messages: refuse the publish.
-    spdlog::warn("client {}: retained message on '{}' refused: max_retained_messages reached", client_id_, p.topic);
+    spdlog::warn("client {}: retained message on '{}' refused: max_retained_messages reached", client_id(), p.topic);
     if (p.qos > 0) send_ack(p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
                             ReasonCode::QuotaExceeded);
     return;
@@ -370,7 +380,7 @@ void Client::on_publish(mqtt::PublishView& p) {
   if (!broker_.authorizer().may_publish(*identity_, p.topic, p.qos, p.retain)) {
     // As Mosquitto does: acknowledged and dropped (v5: with 0x87).
     Stats::add(broker_.stats().publish_denied);
-    spdlog::debug("client {}: PUBLISH to '{}' not authorized, dropped", client_id_, p.topic);
+    spdlog::debug("client {}: PUBLISH to '{}' not authorized, dropped", client_id(), p.topic);
     if (p.qos > 0) send_ack(p.qos == 1 ? mqtt::PacketType::Puback : mqtt::PacketType::Pubrec, p.packet_id,
                             ReasonCode::NotAuthorized);
     return;
@@ -402,14 +412,14 @@ void Client::on_publish(mqtt::PublishView& p) {
       throw mqtt::ProtocolError(ReasonCode::ReceiveMaximumExceeded,
                                 "more QoS 2 messages in flight than Receive Maximum");
     session_->inbound_qos2.insert(p.packet_id);
-    if (session_->persistent()) store.inbound_qos2_added(client_id_, p.packet_id);
+    if (session_->persistent()) store.inbound_qos2_added(client_id(), p.packet_id);
   }
 
   std::size_t receivers = 0;
   if (!is_sys_topic(p.topic)) {
     // The one copy of topic and payload, into the message every receiver shares.
-    auto message = p.properties ? Message::create(p.topic, p.payload, p.qos, p.retain, *p.properties, client_id_)
-                                : Message::create(p.topic, p.payload, p.qos, p.retain, client_id_);
+    auto message = p.properties ? Message::create(p.topic, p.payload, p.qos, p.retain, *p.properties, client_id())
+                                : Message::create(p.topic, p.payload, p.qos, p.retain, client_id());
     receivers = broker_.publish(message);
   }
 
@@ -450,7 +460,7 @@ void Client::on_puback(const mqtt::PubAck& a) {
     };
     if (a.type == PacketType::Pubrel) {
       const bool known = session_->inbound_qos2.erase(a.packet_id) > 0;
-      if (known && persistent) store.inbound_qos2_removed(client_id_, a.packet_id);
+      if (known && persistent) store.inbound_qos2_removed(client_id(), a.packet_id);
       reply = mqtt::PubAck{
           PacketType::Pubcomp, a.packet_id, known ? ReasonCode::Success : ReasonCode::PacketIdentifierNotFound, {}};
     } else {
@@ -534,7 +544,7 @@ void Client::on_subscribe(const mqtt::Subscribe& s) {
     options.qos = std::min(options.qos, cfg.max_qos);
     if (!broker_.authorizer().may_subscribe(*identity_, sub.filter, options.qos)) {
       Stats::add(broker_.stats().subscribe_denied);
-      spdlog::debug("client {}: subscription to '{}' not authorized", client_id_, sub.filter);
+      spdlog::debug("client {}: subscription to '{}' not authorized", client_id(), sub.filter);
       ack.reasons.push_back(ReasonCode::NotAuthorized);
       continue;
     }
@@ -638,7 +648,7 @@ void Client::end(bool publish_will, std::string_view why, ReasonCode reason) {
   send_held_connack();
   if (was_connected) {
     broker_.detach(session_, generation_, publish_will);
-    spdlog::info("client disconnected: id={} peer={} reason={}", client_id_, transport_.peer(), why);
+    spdlog::info("client disconnected: id={} peer={} reason={}", client_id(), transport_.peer(), why);
   } else {
     // Failures before CONNECT (handshakes, timeouts) are logged, rate-limited,
     // by the listener's connection; this line is for debugging.
@@ -673,7 +683,7 @@ bool Client::send(const mqtt::Packet& p) {
   if (!encode_fitting(p)) {
     // No packet may exceed the client's Maximum Packet Size [MQTT-3.1.2-24],
     // and this one cannot be left out: the connection cannot go on.
-    spdlog::warn("client {} (peer {}): a {} of {} bytes does not fit its Maximum Packet Size {}, closing", client_id_,
+    spdlog::warn("client {} (peer {}): a {} of {} bytes does not fit its Maximum Packet Size {}, closing", client_id(),
                  transport_.peer(), mqtt::to_string(mqtt::packet_type(p)), scratch.size(), peer_max_packet_size_);
     if (state_ != State::Closing) end(true, "a packet did not fit the client's Maximum Packet Size",
                                       ReasonCode::PacketTooLarge);

@@ -52,13 +52,14 @@ class Client {
   bool awaiting_decision() const { return state_ == State::Authenticating; }
   // The keep alive in force (0 = none). The connection closes after 1.5x.
   std::uint16_t keep_alive() const { return keep_alive_; }
-  const std::string& client_id() const { return client_id_; }
+  // The client id once CONNECT is decoded (assigned, if the client sent none); "" before.
+  const std::string& client_id() const;
   // On a listener with identity_as_username, the user name comes from the
   // verified client certificate only (none if the client sent none); the
   // CONNECT's user name is ignored. Set before CONNECT arrives.
   void set_certificate_identity(std::optional<std::string> identity) {
     identity_from_certificate_ = true;
-    certificate_identity_ = std::move(identity);
+    if (identity) certificate_identity_ = std::make_unique<std::string>(std::move(*identity));
   }
   // Packets held back until the store has committed what they acknowledge;
   // the connection stops reading while too many are.
@@ -120,8 +121,7 @@ class Client {
   mqtt::FrameReader reader_;
   State state_ = State::AwaitConnect;
   mqtt::Version version_ = mqtt::Version::V311;
-  std::string client_id_;
-  std::optional<std::string> certificate_identity_;
+  std::unique_ptr<std::string> certificate_identity_;  // until CONNECT (TLS listeners with identity_as_username)
   bool identity_from_certificate_ = false;
   IdentityPtr identity_;  // once CONNECT is accepted
   SessionPtr session_;

@@ -103,8 +103,9 @@ std::vector<SubscriptionInfo> Broker::session_subscriptions(const std::string& c
   std::vector<SubscriptionInfo> out;
   {
     std::lock_guard lock(s->mutex);
-    for (const auto& [filter, entry] : s->subscriptions)
-      out.push_back(SubscriptionInfo{client_id, filter, entry.options, entry.subscription_id});
+    if (const auto* subs = s->subscriptions.peek())
+      for (const auto& [filter, entry] : *subs)
+        out.push_back(SubscriptionInfo{client_id, filter, entry.options, entry.subscription_id});
   }
   std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.filter < b.filter; });
   return out;

@@ -93,6 +93,60 @@ struct WillMessage {
   }
 };
 
+// A map or set a session allocates on first use: most sessions of a big
+// deployment are idle, and an empty std::map, std::set or std::unordered_map
+// costs 48-56 bytes each where this costs a pointer. Lookups that may
+// modify allocate (find); read-only questions (size, empty, contains) and
+// clear() do not.
+template <class C>
+class Lazy {
+ public:
+  bool empty() const { return !c_ || c_->empty(); }
+  std::size_t size() const { return c_ ? c_->size() : 0; }
+  template <class K>
+  bool contains(const K& k) const {
+    return c_ && c_->find(k) != c_->end();
+  }
+  void clear() { c_.reset(); }
+  C& get() {
+    if (!c_) c_ = std::make_unique<C>();
+    return *c_;
+  }
+  template <class K>
+  auto find(const K& k) {
+    return get().find(k);
+  }
+  auto begin() { return get().begin(); }
+  auto end() { return get().end(); }
+  template <class... A>
+  auto emplace(A&&... a) {
+    return get().emplace(std::forward<A>(a)...);
+  }
+  template <class V>
+  auto insert(V&& v) {
+    return get().insert(std::forward<V>(v));
+  }
+  template <class It>
+  void insert(It first, It last) {
+    get().insert(first, last);
+  }
+  template <class K>
+  std::size_t erase(const K& k) {
+    return c_ ? c_->erase(k) : 0;
+  }
+  auto erase(typename C::iterator it) { return c_->erase(it); }
+  template <class K>
+  auto& operator[](const K& k) {
+    return get()[k];
+  }
+  void swap(C& other) { get().swap(other); }
+  // For iteration without allocating: null when never used.
+  const C* peek() const { return c_.get(); }
+
+ private:
+  std::unique_ptr<C> c_;
+};
+
 // A FIFO of deliveries that takes no memory until the first message: an
 // empty std::deque already allocates ~600 bytes, and most sessions of a big
 // deployment are idle.
@@ -177,12 +231,12 @@ class Session {
   // When the session last went online or offline.
   std::chrono::system_clock::time_point changed_at{};
   std::uint64_t generation = 0;   // bumped on every attach and detach
-  std::unordered_map<std::string, SubscriptionEntry> subscriptions;  // full filter text -> options
+  Lazy<std::unordered_map<std::string, SubscriptionEntry>> subscriptions;  // full filter text -> options
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
   std::size_t queued_qos0 = 0;
-  std::map<std::uint16_t, Inflight> inflight;  // outbound QoS 1/2 by packet id
-  std::set<std::uint16_t> inbound_qos2;        // PUBREC sent, PUBREL awaited
+  Lazy<std::map<std::uint16_t, Inflight>> inflight;  // outbound QoS 1/2 by packet id
+  Lazy<std::set<std::uint16_t>> inbound_qos2;        // PUBREC sent, PUBREL awaited
   std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires

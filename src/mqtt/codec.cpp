@@ -67,16 +67,18 @@ void FrameReader::borrow(std::string_view bytes) {
 }
 
 void FrameReader::keep_rest() {
-  if (consumed_ == buffer_.size()) {
-    buffer_.clear();
-    consumed_ = 0;
-  } else if (consumed_ > 0) {
-    buffer_.erase(0, consumed_);
-    consumed_ = 0;
+  if (input_.empty() && (!held_ || held_->consumed == held_->bytes.size())) {
+    held_.reset();  // nothing left over: hold no memory
+    return;
   }
-  buffer_.append(input_);
+  if (!held_) held_ = std::make_unique<Held>();
+  auto& h = *held_;
+  if (h.consumed > 0) {
+    h.bytes.erase(0, h.consumed);
+    h.consumed = 0;
+  }
+  h.bytes.append(input_);
   input_ = {};
-  if (buffer_.empty() && buffer_.capacity() > 0) std::string().swap(buffer_);
 }
 
 std::size_t FrameReader::frame_size(const char* data, std::size_t avail) const {
@@ -110,32 +112,29 @@ Frame frame_at(const char* p, std::size_t total) {
 }  // namespace
 
 std::optional<Frame> FrameReader::next() {
-  if (consumed_ < buffer_.size()) {
+  if (held_ && held_->consumed < held_->bytes.size()) {
     // A frame that began in an earlier input (or one kept for later):
     // complete it in the buffer with bytes of the input.
-    std::size_t avail = buffer_.size() - consumed_;
-    std::size_t total = frame_size(buffer_.data() + consumed_, avail);
+    auto& h = *held_;
+    std::size_t avail = h.bytes.size() - h.consumed;
+    std::size_t total = frame_size(h.bytes.data() + h.consumed, avail);
     while (total == 0 && !input_.empty()) {
-      buffer_.push_back(input_.front());  // the fixed header, byte by byte (at most 5)
+      h.bytes.push_back(input_.front());  // the fixed header, byte by byte (at most 5)
       input_.remove_prefix(1);
       ++avail;
-      total = frame_size(buffer_.data() + consumed_, avail);
+      total = frame_size(h.bytes.data() + h.consumed, avail);
     }
     if (total == 0) return std::nullopt;
     if (avail < total) {
       const std::size_t take = std::min(total - avail, input_.size());
-      buffer_.append(input_.substr(0, take));
+      h.bytes.append(input_.substr(0, take));
       input_.remove_prefix(take);
       avail += take;
       if (avail < total) return std::nullopt;
     }
-    Frame f = frame_at(buffer_.data() + consumed_, total);
-    consumed_ += total;
+    Frame f = frame_at(h.bytes.data() + h.consumed, total);
+    h.consumed += total;
     return f;
-  }
-  if (consumed_ > 0) {
-    buffer_.clear();
-    consumed_ = 0;
   }
   // The common case: whole frames straight from the input, no copy.
   const std::size_t total = frame_size(input_.data(), input_.size());

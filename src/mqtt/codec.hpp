@@ -13,6 +13,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -58,16 +59,21 @@ class FrameReader {
   void keep_rest();
 
   // Bytes held or fed that do not yet form a complete frame.
-  std::size_t buffered() const { return buffer_.size() - consumed_ + input_.size(); }
+  std::size_t buffered() const { return (held_ ? held_->bytes.size() - held_->consumed : 0) + input_.size(); }
 
  private:
   // The size of the frame at `p` (`avail` bytes there), or 0 when its fixed
   // header is not complete yet.
   std::size_t frame_size(const char* p, std::size_t avail) const;
 
-  std::string buffer_;        // a frame that spans inputs, or frames kept for later
-  std::size_t consumed_ = 0;  // bytes of buffer_ already returned as frames
-  std::string_view input_;    // what feed() gave and next() has not returned yet
+  // A frame that spans inputs, or frames kept for later; allocated only
+  // while there is one (every idle connection has a reader).
+  struct Held {
+    std::string bytes;
+    std::size_t consumed = 0;  // bytes already returned as frames
+  };
+  std::unique_ptr<Held> held_;
+  std::string_view input_;  // what borrow() gave and next() has not returned yet
   std::uint32_t max_packet_size_;
 };
 

@@ -89,7 +89,7 @@ class Connection final : public broker::Transport,
   // broker::Transport
   void send(std::string_view bytes) override;
   void send_payload(const broker::MessagePtr& message, std::string_view bytes) override;
-  std::size_t pending_bytes() const override { return queued_bytes_ + writing_bytes_; }
+  std::size_t pending_bytes() const override { return out_ ? out_->queued_bytes + out_->writing_bytes : 0; }
   void close(mqtt::ReasonCode reason) override;
   const std::string& peer() const override { return peer_; }
   const std::string& listener() const override { return stats_->name; }
@@ -157,16 +157,21 @@ class Connection final : public broker::Transport,
   void contain(std::string_view what);
 
   Stream stream_;
-  std::shared_ptr<boost::asio::ssl::context> tls_context_;
-  ClientCertPolicy client_cert_ = ClientCertPolicy::None;
-  IdentitySource identity_source_ = IdentitySource::None;
+  // What only TLS and WebSocket connections need; null for plain TCP, where
+  // it would cost every connection ~40 bytes for nothing.
+  struct Extras {
+    std::shared_ptr<boost::asio::ssl::context> tls_context;  // kept alive as long as the connection
+    ClientCertPolicy client_cert = ClientCertPolicy::None;
+    IdentitySource identity_source = IdentitySource::None;
+    const WebSocketSettings* ws = nullptr;
+    std::unique_ptr<WsUpgrade> upgrade;       // during the WebSocket upgrade only
+    std::unique_ptr<char[]> read_buffer;  // TLS and WebSocket read into a buffer of their own
+  };
+  std::unique_ptr<Extras> extras_;
   broker::Broker& broker_;
   std::shared_ptr<ListenerStats> stats_;
   broker::Client client_;
   std::string peer_;
-  const WebSocketSettings* ws_ = nullptr;
-  std::unique_ptr<WsUpgrade> upgrade_;      // during the WebSocket upgrade only
-  std::unique_ptr<char[]> own_read_buffer_;  // TLS and WebSocket read into a buffer of their own
 
   // The write queues exist only while the connection has something to
   // write: most connections are idle, and the queues cost ~140 bytes.
@@ -176,6 +181,8 @@ class Connection final : public broker::Transport,
     std::vector<Chunk> writing;
     std::string writing_owned;
     std::vector<boost::asio::const_buffer> buffers;
+    std::size_t queued_bytes = 0;
+    std::size_t writing_bytes = 0;
   };
   WriteQueues& out() {
     if (!out_) out_ = std::make_unique<WriteQueues>();
@@ -183,8 +190,6 @@ class Connection final : public broker::Transport,
   }
   bool nothing_queued() const { return !out_ || out_->queued.empty(); }
   std::unique_ptr<WriteQueues> out_;
-  std::size_t queued_bytes_ = 0;
-  std::size_t writing_bytes_ = 0;
 
   broker::Clock::time_point deadline_;
   bool in_handshake_ = false;

@@ -78,14 +78,15 @@ Connection<Stream>::Connection(Socket socket, std::shared_ptr<asio::ssl::context
                                const TlsSettings* tls, const WebSocketSettings* ws, broker::Broker& broker,
                                std::shared_ptr<ListenerStats> stats)
     : stream_(make_stream(std::move(socket), context.get())),
-      tls_context_(std::move(context)),
-      client_cert_(tls ? tls->client_cert : ClientCertPolicy::None),
-      identity_source_(tls ? tls->identity_as_username : IdentitySource::None),
+      extras_(kTls || kWs ? std::make_unique<Extras>(Extras{std::move(context),
+                                                            tls ? tls->client_cert : ClientCertPolicy::None,
+                                                            tls ? tls->identity_as_username : IdentitySource::None, ws,
+                                                            nullptr, nullptr})
+                          : nullptr),
       broker_(broker),
       stats_(std::move(stats)),
       client_(broker, *this),
-      peer_(detail::format_peer(this->socket())),
-      ws_(ws) {
+      peer_(detail::format_peer(this->socket())) {
   // A TLS connection arrives with its handshake slot already reserved by the
   // listener; shutdown() gives it back.
   in_handshake_ = kTls;
@@ -222,9 +223,9 @@ void Connection<Stream>::tls_handshake() {
           }
           // Never trust the handshake alone: a certificate the client presented
           // must have verified.
-          if (self->client_cert_ != ClientCertPolicy::None) {
+          if (self->extras_->client_cert != ClientCertPolicy::None) {
             X509* cert = SSL_get0_peer_certificate(ssl);
-            if (!cert && self->client_cert_ == ClientCertPolicy::Required) {
+            if (!cert && self->extras_->client_cert == ClientCertPolicy::Required) {
               self->handshake_failed("no_client_certificate", "no client certificate");
               return;
             }
@@ -236,12 +237,12 @@ void Connection<Stream>::tls_handshake() {
           self->in_handshake_ = false;
           self->stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
           self->stats_->handshakes_completed.fetch_add(1, std::memory_order_relaxed);
-          if (self->identity_source_ != IdentitySource::None)
-            self->client_.set_certificate_identity(certificate_identity(ssl, self->identity_source_));
+          if (self->extras_->identity_source != IdentitySource::None)
+            self->client_.set_certificate_identity(certificate_identity(ssl, self->extras_->identity_source));
           if constexpr (kWs) {
             self->ws_upgrade();
           } else {
-            self->own_read_buffer_ = std::make_unique<char[]>(kOwnReadBuffer);
+            self->extras_->read_buffer = std::make_unique<char[]>(kOwnReadBuffer);
             self->start_reading();
           }
         });
@@ -260,8 +261,8 @@ void Connection<Stream>::handshake_failed(const std::string& label, const std::s
 template <class Stream>
 void Connection<Stream>::ws_upgrade() {
   if constexpr (kWs) {
-    upgrade_ = std::make_unique<WsUpgrade>();
-    http::async_read(stream_.next_layer(), upgrade_->buffer, upgrade_->parser,
+    extras_->upgrade = std::make_unique<WsUpgrade>();
+    http::async_read(stream_.next_layer(), extras_->upgrade->buffer, extras_->upgrade->parser,
                      [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t) {
                        if (self->closed_) return;
                        if (ec) {
@@ -286,21 +287,21 @@ void Connection<Stream>::ws_upgrade() {
 template <class Stream>
 void Connection<Stream>::ws_accept() {
   if constexpr (kWs) {
-    const auto& request = upgrade_->parser.get();
-    auto decision = decide_upgrade(request, *ws_);
+    const auto& request = extras_->upgrade->parser.get();
+    auto decision = decide_upgrade(request, *extras_->ws);
     if (decision.status != 101) {
       ws_refuse(decision.status, decision.label, decision.reason);
       return;
     }
     // RFC 6455 4.1: the client waits for the 101 before sending frames.
-    if (upgrade_->buffer.size() != 0) {
+    if (extras_->upgrade->buffer.size() != 0) {
       ws_refuse(400, "bad_upgrade", "data sent before the WebSocket upgrade completed");
       return;
     }
     boost::system::error_code ec;
     const auto remote = socket().remote_endpoint(ec);
     if (!ec) {
-      if (auto client = forwarded_for(request, remote.address(), *ws_); !client.empty())
+      if (auto client = forwarded_for(request, remote.address(), *extras_->ws); !client.empty())
         peer_ = fmt::format("{} (via proxy {})", client, peer_);
     }
     stream_.set_option(websocket::stream_base::decorator(
@@ -308,7 +309,7 @@ void Connection<Stream>::ws_accept() {
           response.set(http::field::server, "petrel");
           response.set(http::field::sec_websocket_protocol, protocol);
         }));
-    stream_.read_message_max(ws_->max_message);
+    stream_.read_message_max(extras_->ws->max_message);
     stream_.auto_fragment(false);
     stream_.binary(true);
     stream_.async_accept(request, [self = this->shared_from_this()](const boost::system::error_code& ec) {
@@ -321,8 +322,8 @@ void Connection<Stream>::ws_accept() {
         self->shutdown(ec.message());
         return;
       }
-      self->upgrade_.reset();
-      self->own_read_buffer_ = std::make_unique<char[]>(kOwnReadBuffer);
+      self->extras_->upgrade.reset();
+      self->extras_->read_buffer = std::make_unique<char[]>(kOwnReadBuffer);
       self->start_reading();
     });
   }
@@ -333,8 +334,8 @@ void Connection<Stream>::ws_refuse(unsigned status, const std::string& label, co
   if constexpr (kWs) {
     stats_->count_failure(label);
     stats_->warn("WebSocket upgrade refused: peer={} status={} reason={}", peer_, status, reason);
-    upgrade_->refusing = true;
-    auto& response = upgrade_->response;
+    extras_->upgrade->refusing = true;
+    auto& response = extras_->upgrade->response;
     response.version(11);
     response.result(status);
     response.set(http::field::server, "petrel");
@@ -358,7 +359,7 @@ template <class Stream>
 void Connection<Stream>::read_ws() {
   if constexpr (kWs) {
     stream_.async_read_some(
-        asio::buffer(own_read_buffer_.get(), kOwnReadBuffer),
+        asio::buffer(extras_->read_buffer.get(), kOwnReadBuffer),
         [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
           if (self->closed_) return;
           if (ec) {
@@ -369,7 +370,7 @@ void Connection<Stream>::read_ws() {
                                          r.reason.empty() ? "" : ": ", r.reason.c_str()));
             } else if (ec == websocket::error::message_too_big) {
               // Beast has sent close 1009.
-              self->shutdown(fmt::format("WebSocket message larger than {} bytes", self->ws_->max_message));
+              self->shutdown(fmt::format("WebSocket message larger than {} bytes", self->extras_->ws->max_message));
             } else {
               const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
               self->shutdown(eof ? "connection closed by peer" : "WebSocket: " + ec.message());
@@ -388,7 +389,7 @@ void Connection<Stream>::read_ws() {
             return;
           }
           const bool was_connected = self->client_.connected();
-          self->dispatch([&] { self->consume(self->own_read_buffer_.get(), n); });
+          self->dispatch([&] { self->consume(self->extras_->read_buffer.get(), n); });
           self->after_read(n, was_connected);
         });
   }
@@ -467,7 +468,7 @@ void Connection<Stream>::on_readable() {
 template <class Stream>
 void Connection<Stream>::read_tls() {
   if constexpr (kTls && !kWs) {
-    stream_.async_read_some(asio::buffer(own_read_buffer_.get(), kOwnReadBuffer),
+    stream_.async_read_some(asio::buffer(extras_->read_buffer.get(), kOwnReadBuffer),
                             [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
                               if (self->closed_) return;
                               if (ec) {
@@ -478,7 +479,7 @@ void Connection<Stream>::read_tls() {
                               }
                               if (self->close_requested_) return;
                               const bool was_connected = self->client_.connected();
-                              self->dispatch([&] { self->consume(self->own_read_buffer_.get(), n); });
+                              self->dispatch([&] { self->consume(self->extras_->read_buffer.get(), n); });
                               self->after_read(n, was_connected);
                             });
   }
@@ -521,15 +522,16 @@ void Connection<Stream>::send(std::string_view bytes) {
     q.queued.push_back(Chunk{nullptr, nullptr, q.queued_owned.size(), bytes.size()});
   }
   q.queued_owned.append(bytes);
-  queued_bytes_ += bytes.size();
+  q.queued_bytes += bytes.size();
   if (!in_dispatch_) schedule();
 }
 
 template <class Stream>
 void Connection<Stream>::send_payload(const broker::MessagePtr& message, std::string_view bytes) {
   if (closed_ || bytes.empty()) return;
-  out().queued.push_back(Chunk{message, bytes.data(), 0, bytes.size()});
-  queued_bytes_ += bytes.size();
+  auto& q = out();
+  q.queued.push_back(Chunk{message, bytes.data(), 0, bytes.size()});
+  q.queued_bytes += bytes.size();
   if (!in_dispatch_) schedule();
 }
 
@@ -539,7 +541,7 @@ void Connection<Stream>::start_write() {
   if (nothing_queued()) {
     if (close_requested_) {
       if constexpr (kWs) {
-        if (!upgrade_) {
+        if (!extras_->upgrade) {
           ws_close();
           return;
         }
@@ -551,13 +553,13 @@ void Connection<Stream>::start_write() {
   auto& q = out();
   std::swap(q.queued, q.writing);
   std::swap(q.queued_owned, q.writing_owned);
-  writing_bytes_ = queued_bytes_;
-  queued_bytes_ = 0;
+  q.writing_bytes = q.queued_bytes;
+  q.queued_bytes = 0;
   q.buffers.clear();
   if constexpr (kTls) {
     // One contiguous buffer: OpenSSL writes one record per buffer.
     std::string flat;
-    flat.reserve(writing_bytes_);
+    flat.reserve(q.writing_bytes);
     for (const auto& c : q.writing) flat.append(c.message ? c.data : q.writing_owned.data() + c.offset, c.length);
     q.writing.clear();
     q.writing_owned = std::move(flat);
@@ -584,8 +586,8 @@ void Connection<Stream>::on_written(const boost::system::error_code& ec, std::si
   if (out_) {
     out_->writing.clear();
     out_->writing_owned.clear();
+    out_->writing_bytes = 0;
   }
-  writing_bytes_ = 0;
   if (ec) {
     if (ec != asio::error::operation_aborted) shutdown(fmt::format("write failed: {}", ec.message()));
     return;
@@ -657,8 +659,8 @@ void Connection<Stream>::on_timer() {
     handshake_failed("handshake_timeout", "handshake timeout");
     return;
   }
-  if (upgrade_) {
-    if (!upgrade_->refusing) {
+  if (extras_ && extras_->upgrade) {
+    if (!extras_->upgrade->refusing) {
       stats_->count_failure("upgrade_timeout");
       stats_->warn("no complete WebSocket upgrade within {} ms: peer={}", broker_.config().connect_timeout.count(),
                    peer_);
@@ -706,8 +708,8 @@ void Connection<Stream>::shutdown(std::string_view why) {
   if (out_) {
     out_->queued.clear();
     out_->queued_owned.clear();
+    out_->queued_bytes = 0;
   }
-  queued_bytes_ = 0;
   // upgrade_ stays until the destructor: a pending operation may use it.
 }
 
