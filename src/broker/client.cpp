@@ -111,6 +111,17 @@ void Client::handle(const mqtt::Frame& frame) {
     on_publish(p);
     return;
   }
+  if (frame.type() >= mqtt::PacketType::Puback && frame.type() <= mqtt::PacketType::Pubcomp) {
+    // The other half of the hot path (QoS 1/2): type, packet id and reason,
+    // without a Packet or its Properties.
+    const mqtt::AckView a = mqtt::decode_ack(frame, version_);
+    fault::check("packet", mqtt::to_string(a.type));
+    if (a.user_properties > broker_.config().max_user_properties)
+      throw mqtt::ProtocolError(ReasonCode::QuotaExceeded,
+                                fmt::format("{} user properties, more than max_user_properties", a.user_properties));
+    on_puback(a);
+    return;
+  }
   // Packet types a client never sends (and AUTH: petrel offers no enhanced
   // authentication) are refused from the first byte, before the body.
   mqtt::Packet packet = mqtt::decode(frame, version_, options);
@@ -122,9 +133,7 @@ void Client::handle(const mqtt::Frame& frame) {
   std::visit(
       [&](auto& p) {
         using T = std::decay_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, mqtt::PubAck>) {
-          on_puback(p);
-        } else if constexpr (std::is_same_v<T, mqtt::Subscribe>) {
+        if constexpr (std::is_same_v<T, mqtt::Subscribe>) {
           on_subscribe(p);
         } else if constexpr (std::is_same_v<T, mqtt::Unsubscribe>) {
           on_unsubscribe(p);
@@ -445,7 +454,7 @@ void Client::send_ack(mqtt::PacketType type, std::uint16_t packet_id, ReasonCode
   Stats::add(broker_.stats().messages_sent);
 }
 
-void Client::on_puback(const mqtt::PubAck& a) {
+void Client::on_puback(const mqtt::AckView& a) {
   using mqtt::PacketType;
   std::optional<mqtt::PubAck> reply;
   auto& store = broker_.session_store();

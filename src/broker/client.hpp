@@ -75,7 +75,7 @@ class Client {
   void on_authenticated(const ConnectDecision& decision);
   void complete_connect(PendingConnect& p);
   void on_publish(mqtt::PublishView& p);
-  void on_puback(const mqtt::PubAck& a);
+  void on_puback(const mqtt::AckView& a);
   void on_subscribe(const mqtt::Subscribe& s);
   void on_unsubscribe(const mqtt::Unsubscribe& u);
   void on_disconnect(const mqtt::Disconnect& d);

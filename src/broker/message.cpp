@@ -3,6 +3,7 @@
 #include <cstring>
 #include <new>
 
+#include "broker/recycler.hpp"
 #include "mqtt/properties.hpp"
 #include "mqtt/wire.hpp"
 
@@ -21,7 +22,7 @@ bool empty(const mqtt::Properties& p) { return p == no_properties(); }
 
 MessagePtr Message::make(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,
                          std::string_view origin, std::unique_ptr<Extra> extra) {
-  void* block = ::operator new(sizeof(Message) + topic.size() + payload.size() + origin.size());
+  void* block = recycled_allocate(sizeof(Message) + topic.size() + payload.size() + origin.size());
   auto* m = new (block) Message();
   m->topic_size_ = static_cast<std::uint32_t>(topic.size());
   m->payload_size_ = static_cast<std::uint32_t>(payload.size());
@@ -37,8 +38,9 @@ MessagePtr Message::make(std::string_view topic, std::string_view payload, std::
 }
 
 void Message::destroy(const Message* m) noexcept {
+  const std::size_t size = sizeof(Message) + m->topic_size_ + m->payload_size_ + m->origin_size_;
   m->~Message();
-  ::operator delete(const_cast<Message*>(m));
+  recycled_deallocate(const_cast<Message*>(m), size);
 }
 
 MessagePtr Message::create(std::string_view topic, std::string_view payload, std::uint8_t qos, bool retain,

@@ -25,6 +25,7 @@
 
 #include "broker/identity.hpp"
 #include "broker/message.hpp"
+#include "broker/recycler.hpp"
 #include "broker/transport.hpp"
 #include "mqtt/packets.hpp"
 
@@ -235,7 +236,9 @@ class Session {
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
   std::size_t queued_qos0 = 0;
-  Lazy<std::map<std::uint16_t, Inflight>> inflight;  // outbound QoS 1/2 by packet id
+  // Outbound QoS 1/2 by packet id; its nodes come and go with every message.
+  Lazy<std::map<std::uint16_t, Inflight, std::less<>, RecyclingAllocator<std::pair<const std::uint16_t, Inflight>>>>
+      inflight;
   Lazy<std::set<std::uint16_t>> inbound_qos2;        // PUBREC sent, PUBREL awaited
   std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;

@@ -328,8 +328,11 @@ bool valid_ack_reason(PacketType t, std::uint8_t rc) {
   }
 }
 
-PubAck decode_puback(const Frame& f, Version v) {
-  PubAck a;
+// PUBACK, PUBREC, PUBREL, PUBCOMP; the properties (a Reason String, User
+// Properties) go to `props` when it is given, else they are checked and
+// dropped.
+AckView decode_ack_into(const Frame& f, Version v, Properties* props) {
+  AckView a;
   a.type = f.type();
   if (a.type == PacketType::Pubrel) {
     expect_qos1_flags(f, v);
@@ -345,9 +348,24 @@ PubAck decode_puback(const Frame& f, Version v) {
         protocol_error(fmt::format("invalid reason code 0x{:02X} in {}", rc, to_string(a.type)));
       a.reason = static_cast<ReasonCode>(rc);
     }
-    if (!r.empty()) a.properties = decode_properties(r, PropertyContext::PubAck);
+    if (!r.empty() && !(r.remaining() == 1 && r.peek() == 0)) {
+      Properties decoded = decode_properties(r, PropertyContext::PubAck);
+      a.user_properties = decoded.user_properties.size();
+      if (props) *props = std::move(decoded);
+    } else if (!r.empty()) {
+      r.u8();  // an empty property block
+    }
   }
   expect_end(r, a.type);
+  return a;
+}
+
+PubAck decode_puback(const Frame& f, Version v) {
+  PubAck a;
+  const AckView view = decode_ack_into(f, v, &a.properties);
+  a.type = view.type;
+  a.packet_id = view.packet_id;
+  a.reason = view.reason;
   return a;
 }
 
@@ -840,6 +858,11 @@ std::size_t encode_publish(const Publish& p, Version v, std::string& out) {
   if (v == Version::V5) encode_properties(w, p.properties);
   w.raw(p.payload);
   return id_offset;
+}
+
+AckView decode_ack(const Frame& f, Version v) {
+  check_packet_type(f, v, DecodeOptions{.sender = Sender::Client});
+  return decode_ack_into(f, v, nullptr);
 }
 
 }  // namespace petrel::mqtt

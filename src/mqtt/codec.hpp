@@ -141,6 +141,16 @@ struct PublishView {
 // Decodes a PUBLISH with every check decode() makes.
 PublishView decode_publish_view(const Frame& f, Version v, const DecodeOptions& options = {});
 
+// PUBACK, PUBREC, PUBREL or PUBCOMP without its properties (the broker acts
+// on type, packet id and reason only; properties are still checked).
+struct AckView {
+  PacketType type = PacketType::Puback;
+  std::uint16_t packet_id = 0;
+  ReasonCode reason = ReasonCode::Success;
+  std::size_t user_properties = 0;  // how many it carried
+};
+AckView decode_ack(const Frame& f, Version v);
+
 // What a sender puts in front of a payload it already holds: the PUBLISH
 // packet up to the payload, assembled per receiver (its packet identifier,
 // topic alias, subscription identifiers, the expiry left), around parts the
