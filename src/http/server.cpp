@@ -2,6 +2,11 @@
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <boost/asio/ip/address.hpp>
 #include <boost/asio/post.hpp>
@@ -27,6 +32,7 @@ namespace {
 // answer is not lost to a reset caused by unread bytes.
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr std::size_t kLingerBytes = 1 << 20;
+constexpr int kHttpNice = 10;
 }  // namespace
 
 struct Server::Impl {
@@ -389,6 +395,12 @@ void Server::start(broker::Broker& broker, Operations operations) {
                impl_->options.bind, port_, impl_->tokens.empty() ? " (no token required: loopback only)" : "");
   impl_->accept();
   impl_->thread = std::thread([this] {
+    // The MQTT event loops come first: the HTTP thread runs at a lower CPU
+    // priority (nice +10, this thread only), so a big listing or a scrape
+    // competing for a core yields to message delivery. It still gets its
+    // share (about a tenth of a busy core), enough for health checks.
+    if (setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kHttpNice) != 0)
+      spdlog::debug("http: could not lower the HTTP thread's priority: {}", std::strerror(errno));
     // The HTTP thread's own last line of defence: a handler's exception is
     // already answered with 500 (dispatch); anything else is logged and the
     // loop goes on.

@@ -5,13 +5,22 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <stdexcept>
 
 namespace petrel::http {
 
 std::vector<std::string> load_tokens(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(fmt::format("cannot read token_file '{}': {}", path, std::strerror(errno)));
+  std::ifstream file(path, std::ios::binary);
+  if (!file) throw std::runtime_error(fmt::format("cannot read token_file '{}': {}", path, std::strerror(errno)));
+  // Bounded: a token file is small, and a path like /dev/zero must not
+  // make the configuration check read forever.
+  std::string text(kMaxTokenFileSize + 1, '\0');
+  file.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(file.gcount()));
+  if (text.size() > kMaxTokenFileSize)
+    throw std::runtime_error(fmt::format("token_file '{}' is larger than {} bytes", path, kMaxTokenFileSize));
+  std::istringstream in(text);
   std::vector<std::string> tokens;
   std::string line;
   int number = 0;

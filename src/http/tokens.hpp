@@ -13,6 +13,7 @@ namespace petrel::http {
 // Shorter tokens are refused: a token is a password that cannot be rate
 // limited per user.
 constexpr std::size_t kMinTokenLength = 16;
+constexpr std::size_t kMaxTokenFileSize = 1 << 20;
 
 // Throws std::runtime_error saying what is wrong (unreadable, no token, a
 // token too short).

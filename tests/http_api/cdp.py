@@ -121,6 +121,14 @@ class Browser:
             out.close()
         self.events: list[tuple[str, dict]] = []
         self.next_id = 0
+        self.ws = None
+        try:
+            self._attach(profile, log, timeout)
+        except BaseException:
+            self.close()  # never leave a chromium behind
+            raise
+
+    def _attach(self, profile: Path, log: Path, timeout: float) -> None:
         active = profile / "DevToolsActivePort"
         deadline = time.monotonic() + timeout
         while not (active.exists() and active.read_text().strip()):
@@ -199,7 +207,8 @@ class Browser:
 
     def close(self) -> None:
         try:
-            self.ws.close()
+            if self.ws is not None:
+                self.ws.close()
         except Exception:  # noqa: BLE001 -- chromium may be gone already
             pass
         if self.proc.poll() is None:
