@@ -2,7 +2,7 @@
 
 `http_broker(config="", http="", **kw)`: a petrel (tests/conftest.py's make_broker) whose [http] table is
 `port = <free port>` plus the keys in `http`; `config` goes before it (other tables). The broker gets
-`.api` (an Api client without a token) and `.http_port`.
+`.api` (an Api client without a token) and `.http_port`; it is returned once /ready answers 200.
 `Api(port, token=None, tls=None)`: a small client on http.client: get/post/delete return a Reply with
 status, headers, text and json(). Real HTTP requests, one connection per request unless `keep` is used.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import json
 import ssl
+import time
 
 import pytest
 
@@ -77,7 +78,12 @@ def http_broker(make_broker):
         b = make_broker(config=config + f"[http]\nport = {port}\n" + http, **kw)
         b.http_port = port
         b.api = Api(port)
-        b.wait_log(f"http: serving the operator API")
+        b.wait_log("http: serving the operator API")
+        # Until every event loop runs, /ready says "start-up is not complete": tests start from ready.
+        deadline = time.monotonic() + 10
+        while b.api.get("/ready").status != 200:
+            assert time.monotonic() < deadline, f"/ready never answered 200: {b.api.get('/ready')!r}"
+            time.sleep(0.02)
         return b
 
     return make
