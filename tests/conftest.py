@@ -53,6 +53,14 @@ class Broker:
         # unless the test configures [store] itself.
         self.db_path = Path(db_path) if db_path is not None else tmp_path / f"petrel-{self.port}.db"
         store = "" if "[store]" in config else f'\n[store]\npath = "{self.db_path}"\n'
+        # Every broker serves its HTTP API (on by default) on a free port of its own, unless the test
+        # configures [http] itself.
+        self.http_port = None
+        if "[http]" not in config:
+            self.http_port = free_port()
+            while self.http_port == self.port:
+                self.http_port = free_port()
+            store += f"\n[http]\nport = {self.http_port}\n"
         self.config_path.write_text(
             f'threads = {threads}\n[log]\nlevel = "debug"\n[[listener]]\nname = "test"\nbind = "127.0.0.1"\nport = {self.port}\n'
             + config + store)

@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
+
+#include "http/tokens.hpp"
 #include <fstream>
 #include <sstream>
 
@@ -62,6 +64,55 @@ class Parser {
     return n->as_table();
   }
 
+  // The TLS keys shared by TLS listeners and [http] (cert_file and key_file
+  // are read and checked by the caller).
+  void tls_settings(const toml::table& t, net::TlsSettings& tls) const {
+    string(t, "key_password", tls.key_password);
+    string(t, "ca_file", tls.ca_file);
+    string(t, "ca_dir", tls.ca_dir);
+    string(t, "crl_file", tls.crl_file);
+    string(t, "min_version", tls.min_version);
+    string(t, "max_version", tls.max_version);
+    for (const char* key : {"min_version", "max_version"}) {
+      const std::string& v = std::string_view(key) == "min_version" ? tls.min_version : tls.max_version;
+      if (v != "1.2" && v != "1.3") fail(*t.get(key), fmt::format("'{}' must be \"1.2\" or \"1.3\"", key));
+    }
+    string(t, "ciphers", tls.ciphers);
+    string(t, "ciphersuites", tls.ciphersuites);
+    if (const toml::node* n = t.get("alpn")) {
+      const auto* arr = n->as_array();
+      if (!arr) fail(*n, "'alpn' must be an array of strings");
+      for (const auto& e : *arr) {
+        if (!e.is_string()) fail(e, "'alpn' must be an array of strings");
+        tls.alpn.push_back(*e.value<std::string>());
+      }
+    }
+    std::string policy = "none";
+    string(t, "client_cert", policy);
+    if (policy == "none") {
+      tls.client_cert = net::ClientCertPolicy::None;
+    } else if (policy == "optional") {
+      tls.client_cert = net::ClientCertPolicy::Optional;
+    } else if (policy == "required") {
+      tls.client_cert = net::ClientCertPolicy::Required;
+    } else {
+      fail(*t.get("client_cert"), "'client_cert' must be \"none\", \"optional\" or \"required\"");
+    }
+    if (tls.client_cert != net::ClientCertPolicy::None && tls.ca_file.empty() && tls.ca_dir.empty())
+      fail(*t.get("client_cert"), "client_cert = optional/required needs ca_file or ca_dir");
+    std::string identity = "none";
+    string(t, "identity_as_username", identity);
+    if (identity == "none") {
+      tls.identity_as_username = net::IdentitySource::None;
+    } else if (identity == "cn") {
+      tls.identity_as_username = net::IdentitySource::CommonName;
+    } else if (identity == "san") {
+      tls.identity_as_username = net::IdentitySource::SubjectAltName;
+    } else {
+      fail(*t.get("identity_as_username"), "'identity_as_username' must be \"none\", \"cn\" or \"san\"");
+    }
+  }
+
   net::ListenerSpec listener(const toml::node& node, const toml::table& t, std::size_t index) const {
     static constexpr std::string_view tls_keys[] = {
         "cert_file",   "key_file", "key_password", "ca_file",     "ca_dir",
@@ -117,62 +168,18 @@ class Parser {
           fail(*n, fmt::format("'{}' applies to type = \"tls\" and \"wss\" listeners only", key));
       return spec;
     }
-    auto& tls = spec.tls;
-    string(t, "cert_file", tls.cert_file);
-    string(t, "key_file", tls.key_file);
-    if (tls.cert_file.empty() || tls.key_file.empty())
+    string(t, "cert_file", spec.tls.cert_file);
+    string(t, "key_file", spec.tls.key_file);
+    if (spec.tls.cert_file.empty() || spec.tls.key_file.empty())
       fail(node, fmt::format("TLS listener '{}' needs cert_file and key_file", spec.name));
-    string(t, "key_password", tls.key_password);
-    string(t, "ca_file", tls.ca_file);
-    string(t, "ca_dir", tls.ca_dir);
-    string(t, "crl_file", tls.crl_file);
-    string(t, "min_version", tls.min_version);
-    string(t, "max_version", tls.max_version);
-    for (const char* key : {"min_version", "max_version"}) {
-      const std::string& v = std::string_view(key) == "min_version" ? tls.min_version : tls.max_version;
-      if (v != "1.2" && v != "1.3") fail(*t.get(key), fmt::format("'{}' must be \"1.2\" or \"1.3\"", key));
-    }
-    string(t, "ciphers", tls.ciphers);
-    string(t, "ciphersuites", tls.ciphersuites);
-    if (const toml::node* n = t.get("alpn")) {
-      const auto* arr = n->as_array();
-      if (!arr) fail(*n, "'alpn' must be an array of strings");
-      for (const auto& e : *arr) {
-        if (!e.is_string()) fail(e, "'alpn' must be an array of strings");
-        tls.alpn.push_back(*e.value<std::string>());
-      }
-    }
-    std::string policy = "none";
-    string(t, "client_cert", policy);
-    if (policy == "none") {
-      tls.client_cert = net::ClientCertPolicy::None;
-    } else if (policy == "optional") {
-      tls.client_cert = net::ClientCertPolicy::Optional;
-    } else if (policy == "required") {
-      tls.client_cert = net::ClientCertPolicy::Required;
-    } else {
-      fail(*t.get("client_cert"), "'client_cert' must be \"none\", \"optional\" or \"required\"");
-    }
-    if (tls.client_cert != net::ClientCertPolicy::None && tls.ca_file.empty() && tls.ca_dir.empty())
-      fail(*t.get("client_cert"), "client_cert = optional/required needs ca_file or ca_dir");
-    std::string identity = "none";
-    string(t, "identity_as_username", identity);
-    if (identity == "none") {
-      tls.identity_as_username = net::IdentitySource::None;
-    } else if (identity == "cn") {
-      tls.identity_as_username = net::IdentitySource::CommonName;
-    } else if (identity == "san") {
-      tls.identity_as_username = net::IdentitySource::SubjectAltName;
-    } else {
-      fail(*t.get("identity_as_username"), "'identity_as_username' must be \"none\", \"cn\" or \"san\"");
-    }
-    integer(t, "max_pending_handshakes", tls.max_pending_handshakes, 1, 1'000'000);
+    tls_settings(t, spec.tls);
+    integer(t, "max_pending_handshakes", spec.tls.max_pending_handshakes, 1, 1'000'000);
     return spec;
   }
 
   Config parse(const toml::table& root) const {
     Config c = default_config();
-    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store"});
+    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "http"});
     integer(root, "threads", c.server.threads, 0, 1024);
     if (auto* log = table(root, "log")) {
       known_keys(*log, "[log]", {"level"});
@@ -251,9 +258,60 @@ class Parser {
       integer(*s, "interval", seconds, 0, 86400);
       c.broker.sys_interval = std::chrono::seconds(seconds);
     }
+    if (auto* h = table(root, "http")) http(*h, c.http);
     // A WebSocket message carries MQTT packets: none may exceed the largest packet.
     c.server.max_message_size = c.broker.max_packet_size;
     return c;
+  }
+
+  void http(const toml::table& t, HttpConfig& c) const {
+    known_keys(t, "[http]",
+               {"enabled", "bind", "port", "token_file", "max_connections", "max_body_size", "max_header_size",
+                "header_timeout", "body_timeout", "keep_alive_timeout", "cert_file", "key_file", "key_password",
+                "ca_file", "ca_dir", "crl_file", "min_version", "max_version", "ciphers", "ciphersuites",
+                "client_cert"});
+    auto& o = c.options;
+    boolean(t, "enabled", o.enabled);
+    string(t, "bind", o.bind);
+    integer(t, "port", o.port, 0, 65535);
+    string(t, "token_file", o.token_file);
+    integer(t, "max_connections", o.max_connections, 1, 100'000);
+    integer(t, "max_body_size", o.max_body_size, 1024, 1 << 30);
+    integer(t, "max_header_size", o.max_header_size, 1024, 1 << 20);
+    for (auto [key, value] : {std::pair{"header_timeout", &o.header_timeout}, std::pair{"body_timeout", &o.body_timeout},
+                              std::pair{"keep_alive_timeout", &o.keep_alive_timeout}}) {
+      std::int64_t seconds = value->count() / 1000;
+      integer(t, key, seconds, 1, 3600);
+      *value = std::chrono::seconds(seconds);
+    }
+    boost::system::error_code ec;
+    const auto address = boost::asio::ip::make_address(o.bind, ec);
+    if (ec) fail(t.get("bind") ? *t.get("bind") : t, fmt::format("'{}' is not an IP address", o.bind));
+    string(t, "cert_file", c.tls.cert_file);
+    string(t, "key_file", c.tls.key_file);
+    o.tls = !c.tls.cert_file.empty() || !c.tls.key_file.empty();
+    if (o.tls && (c.tls.cert_file.empty() || c.tls.key_file.empty()))
+      fail(t, "[http] serves HTTPS with both cert_file and key_file (or neither, for plain HTTP)");
+    if (!o.tls)
+      for (auto key : {"key_password", "ca_file", "ca_dir", "crl_file", "min_version", "max_version", "ciphers",
+                       "ciphersuites", "client_cert"})
+        if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' needs cert_file and key_file in [http]", key));
+    if (o.tls) tls_settings(t, c.tls);
+    if (!o.enabled) return;
+    // The API can disconnect clients and publish: off loopback, it must
+    // not be open to whoever reaches the port.
+    if (!address.is_loopback() && o.token_file.empty())
+      fail(t.get("bind") ? *t.get("bind") : t,
+           fmt::format("[http] bind = \"{}\" is not a loopback address, so the HTTP API needs token_file "
+                       "(bearer tokens); set it, bind to 127.0.0.1, or set enabled = false",
+                       o.bind));
+    if (!o.token_file.empty()) {
+      try {
+        http::load_tokens(o.token_file);
+      } catch (const std::exception& e) {
+        fail(*t.get("token_file"), e.what());
+      }
+    }
   }
 
  private:

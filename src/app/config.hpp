@@ -3,10 +3,12 @@
 // config/petrel.toml. A bad file fails start with "file:line:column: what".
 #pragma once
 
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 
 #include "broker/config.hpp"
+#include "http/options.hpp"
 #include "net/server.hpp"
 #include "store/sqlite_store.hpp"
 
@@ -17,11 +19,19 @@ struct StoreOptions {
   store::SqliteOptions sqlite;
 };
 
+// The operator's HTTP listener ([http]): its options, and its certificate
+// when it serves HTTPS (the same keys as a TLS MQTT listener).
+struct HttpConfig {
+  http::Options options;
+  net::TlsSettings tls;  // used when options.tls
+};
+
 struct Config {
   std::string log_level = "info";
   net::ServerOptions server;  // event loops and listeners
   broker::BrokerConfig broker;
   StoreOptions store;
+  HttpConfig http;
 };
 
 class ConfigError : public std::runtime_error {
@@ -37,5 +47,9 @@ Config load_config_file(const std::string& path);
 
 // Parses TOML text (`source` names it in errors).
 Config parse_config(std::string_view toml, const std::string& source);
+
+// The configuration as JSON (GET /api/v1/config), secrets (key passwords)
+// redacted (config_json.cpp).
+nlohmann::json config_json(const Config& c);
 
 }  // namespace petrel::app

@@ -1,5 +1,6 @@
 // petrel: an MQTT broker. `petrel` alone serves 0.0.0.0:1883 with defaults;
 // `petrel --config FILE` runs from a TOML file; flags override the file.
+// `petrel check-config FILE` validates a file without starting anything.
 // `petrel pub` and `petrel sub` are the client commands (tools/cli/).
 #include <spdlog/spdlog.h>
 
@@ -26,6 +27,20 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
   cli.set_version_flag("-V,--version", "petrel " PETREL_VERSION);
   int command_exit = 0;
+  std::string check_path;
+  auto* check = cli.add_subcommand("check-config", "Parse and validate a configuration file; exit 0 if it is good, "
+                                                   "2 with FILE:LINE:COLUMN and what is wrong if not");
+  check->add_option("file", check_path, "TOML configuration file")->required();
+  check->callback([&] {
+    try {
+      petrel::app::load_config_file(check_path);
+      std::printf("%s: configuration OK\n", check_path.c_str());
+      command_exit = 0;
+    } catch (const petrel::app::ConfigError& e) {
+      std::fprintf(stderr, "petrel: configuration error: %s\n", e.what());
+      command_exit = 2;
+    }
+  });
   petrel::cli::add_commands(cli, command_exit);
   petrel::bench::add_command(cli, command_exit);
   cli.require_subcommand(0, 1);

@@ -1,18 +1,40 @@
 #include "app/service.hpp"
 
+#include <fmt/format.h>
 #include <spdlog/spdlog.h>
+#include <unistd.h>
 
 #include <filesystem>
 
+#include "app/systemd.hpp"
 #include "store/memory_store.hpp"
 
 namespace petrel::app {
 
 namespace asio = boost::asio;
 
+namespace {
+// How long a listener must accept without backing off again before it is
+// counted as accepting (readiness).
+constexpr auto kBackoffSettle = std::chrono::seconds(2);
+}  // namespace
+
 Service::Service(const Config& config) : config_(config) {
   server_ = std::make_unique<net::Server>(config_.server);
   signals_ = std::make_unique<asio::signal_set>(server_->housekeeping_loop(), SIGINT, SIGTERM, SIGHUP);
+  if (config_.http.options.enabled) {
+    // Bound before the store opens, as the MQTT listeners are.
+    http::Server::TlsContextFn tls;
+    if (config_.http.options.tls) {
+      try {
+        http_tls_ = std::make_unique<net::TlsContext>(config_.http.tls);
+      } catch (const std::exception& e) {
+        throw std::runtime_error(fmt::format("[http]: {}", e.what()));
+      }
+      tls = [ctx = http_tls_.get()] { return ctx->current(); };
+    }
+    http_ = std::make_unique<http::Server>(config_.http.options, std::move(tls));
+  }
   open_store(config_.store);
   server_->serve(*broker_);
   broker_->add_sys_source([this](const broker::Broker::SysPut& put) {
@@ -24,9 +46,12 @@ Service::Service(const Config& config) : config_(config) {
       put("store/errors", std::to_string(sqlite_->errors()));
     }
   });
+  if (http_) http_->start(*broker_, operations());
 }
 
-Service::~Service() = default;
+Service::~Service() {
+  if (http_) http_->stop();
+}
 
 void Service::open_store(const StoreOptions& options) {
   auto& housekeeping = server_->housekeeping_loop();
@@ -56,7 +81,12 @@ void Service::open_store(const StoreOptions& options) {
 
 void Service::run() {
   wait_for_signal();
+  if (systemd::notify_socket_set()) {
+    notify_when_ready();
+    if (auto interval = systemd::watchdog_interval()) watchdog(*interval);
+  }
   server_->run();
+  if (http_) http_->stop();
   // Everything the loops reported is committed before petrel exits.
   if (sqlite_) sqlite_->stop();
   spdlog::info("petrel stopped");
@@ -66,14 +96,102 @@ void Service::wait_for_signal() {
   signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
     if (ec) return;
     if (sig == SIGHUP) {
-      server_->reload_tls();
+      reload();
       wait_for_signal();
       return;
     }
     spdlog::info("received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stopping_ = true;
+    systemd::notify("STOPPING=1");
+    if (notify_timer_) notify_timer_->cancel();
+    if (watchdog_timer_) watchdog_timer_->cancel();
     signals_->cancel();
     server_->stop();
   });
 }
+
+http::Readiness Service::readiness() const {
+  http::Readiness r;
+  if (stopping_) {
+    r.reasons.push_back("petrel is shutting down");
+  } else if (!server_->serving()) {
+    r.reasons.push_back("start-up is not complete");
+  }
+  const auto now = std::chrono::system_clock::now();
+  for (const auto& l : server_->listener_status()) {
+    // A listener out of descriptors alternates between backing off (100 ms)
+    // and trying again; it counts as not accepting until it has gone
+    // kBackoffSettle without backing off.
+    const bool recent_backoff = now - l.last_backoff < kBackoffSettle;
+    if (l.state == net::ListenerState::Accepting && !recent_backoff) continue;
+    std::string why = fmt::format("listener '{}' is not accepting connections: {}", l.name,
+                                  l.state == net::ListenerState::Closed ? "closed" : "backing off");
+    if (l.state != net::ListenerState::Closed && !l.last_accept_error.what.empty())
+      why += fmt::format(" after accept failed ({})", l.last_accept_error.what);
+    r.reasons.push_back(std::move(why));
+  }
+  if (sqlite_) {
+    const auto h = sqlite_->health();
+    if (h.failing) r.reasons.push_back(fmt::format("the store cannot commit (retrying): {}", h.last_error));
+  }
+  r.ready = r.reasons.empty();
+  return r;
+}
+
+std::vector<http::ReloadResult> Service::reload() {
+  std::vector<http::ReloadResult> out;
+  for (const auto& l : server_->listener_status()) {
+    std::string error;
+    if (server_->reload_tls(l.name, error) == net::Server::ReloadOutcome::NotTls) continue;
+    out.push_back({fmt::format("listener '{}'", l.name), error.empty(), error});
+  }
+  if (http_tls_) {
+    auto error = http_tls_->reload();
+    if (error) {
+      spdlog::error("[http]: TLS reload failed, keeping the previous certificates: {}", *error);
+    } else {
+      spdlog::info("[http]: TLS certificates reloaded");
+    }
+    out.push_back({"http certificate", !error, error.value_or("")});
+  }
+  if (http_ && !config_.http.options.token_file.empty()) {
+    auto error = http_->reload_tokens();
+    if (error) {
+      spdlog::error("[http]: token reload failed, keeping the previous tokens: {}", *error);
+    } else {
+      spdlog::info("[http]: tokens reloaded from {}", config_.http.options.token_file);
+    }
+    out.push_back({"http tokens", !error, error.value_or("")});
+  }
+  if (out.empty()) spdlog::info("reload: nothing to reload (no TLS listener, no HTTP token file)");
+  return out;
+}
+
+void Service::notify_when_ready() {
+  if (!notify_timer_) notify_timer_ = std::make_unique<asio::steady_timer>(server_->housekeeping_loop());
+  notify_timer_->expires_after(std::chrono::milliseconds(20));
+  notify_timer_->async_wait([this](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    if (!readiness().ready) return notify_when_ready();
+    systemd::notify(fmt::format("READY=1\nSTATUS=serving MQTT on {} listener{}\nMAINPID={}",
+                                config_.server.listeners.size(), config_.server.listeners.size() == 1 ? "" : "s",
+                                getpid()));
+    spdlog::info("systemd: told the service manager petrel is ready");
+  });
+}
+
+void Service::watchdog(std::chrono::microseconds interval) {
+  if (!watchdog_timer_) watchdog_timer_ = std::make_unique<asio::steady_timer>(server_->housekeeping_loop());
+  // Half the interval, as sd_watchdog_enabled(3) advises; the ping is sent
+  // only once every event loop has run a handler since, so a stuck loop
+  // stops the pings and systemd restarts petrel.
+  watchdog_timer_->expires_after(interval / 2);
+  watchdog_timer_->async_wait([this, interval](const boost::system::error_code& ec) {
+    if (ec || stopping_) return;
+    server_->ping_loops([] { systemd::notify("WATCHDOG=1"); });
+    watchdog(interval);
+  });
+}
+
 
 }  // namespace petrel::app

@@ -3,7 +3,11 @@
 // configuration chooses and restores what it holds, builds the broker core
 // on it, connects the two, registers the $SYS sources of each part, and
 // handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
-// be reloaded (TLS certificates).
+// be reloaded (TLS certificates, the HTTP listener's certificate and tokens).
+// It also starts the operator's HTTP listener (http::Server) and gives it
+// http::Operations (operations.cpp): the facts of the net and store layers
+// the HTTP layer may not see itself. Under systemd it says READY=1 once
+// /ready would answer 200, and pings the watchdog from every event loop.
 //
 // Order matters: listeners bind before the store opens, so a port that
 // cannot be bound or a bad certificate stops petrel before it opens (or
@@ -13,11 +17,15 @@
 #pragma once
 
 #include <boost/asio/signal_set.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <atomic>
 #include <memory>
 
 #include "app/config.hpp"
 #include "broker/broker.hpp"
 #include "broker/persistence.hpp"
+#include "http/operations.hpp"
+#include "http/server.hpp"
 #include "net/server.hpp"
 #include "store/sqlite_store.hpp"
 
@@ -34,9 +42,19 @@ class Service {
   // everything the loops reported to the store committed.
   void run();
 
+  // What /ready answers and READY=1 waits for.
+  http::Readiness readiness() const;
+  // What SIGHUP reloads: every TLS listener's files, the HTTP listener's
+  // certificate and its tokens.
+  std::vector<http::ReloadResult> reload();
+
  private:
   void open_store(const StoreOptions& options);
   void wait_for_signal();
+  http::Operations operations();  // operations.cpp
+  // systemd: READY=1 when ready, then watchdog pings (no-ops without it).
+  void notify_when_ready();
+  void watchdog(std::chrono::microseconds interval);
 
   Config config_;
   // Declared first, destroyed last: the loops may still hold handlers that
@@ -47,6 +65,11 @@ class Service {
   std::unique_ptr<broker::RetainedStore> memory_retained_;     // the memory stores otherwise
   std::unique_ptr<broker::SessionStore> memory_sessions_;
   std::unique_ptr<broker::Broker> broker_;
+  std::unique_ptr<net::TlsContext> http_tls_;  // the HTTP listener's certificate, when it serves HTTPS
+  std::unique_ptr<http::Server> http_;
+  std::unique_ptr<boost::asio::steady_timer> notify_timer_, watchdog_timer_;
+  std::atomic<bool> stopping_{false};
+  const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();
 };
 
 }  // namespace petrel::app

@@ -74,6 +74,7 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
       // session's generation moved on and do nothing.
       if (s->online()) Stats::sub(stats_.clients_connected);
       if (auto old = s->link.lock()) {
+        Stats::add(stats_.disconnects_taken_over);
         spdlog::info("client {} taken over by a new connection from {} (old connection {})", client_id,
                      identity->peer, s->identity ? s->identity->peer : std::string("?"));
         old->kick(mqtt::ReasonCode::SessionTakenOver);
@@ -126,6 +127,7 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     }
   }
   Stats::add(stats_.clients_connected);
+  Stats::add(stats_.connects);
   for (const auto& w : wills_due) publish(w);
   return out;
 }
@@ -145,6 +147,7 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     std::unique_lock lock(session->mutex);
     if (session->generation != generation) return;  // taken over: the new connection owns it
     Stats::sub(stats_.clients_connected);
+    Stats::add(publish_will ? stats_.disconnects_abnormal : stats_.disconnects_normal);
     session->link.reset();
     session->set_online(false);
     session->wake_pending = false;
@@ -341,6 +344,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
       retained_.set(m);
     }
   }
+  Stats::count(stats_.in, m->topic(), m->payload().size(), m->qos());
   thread_local std::vector<SubscriptionMatch> matches;
   matches.clear();
   tree_.match(m->topic(), matches);
@@ -366,9 +370,13 @@ std::size_t Broker::publish(const MessagePtr& m) {
     }
     if (any) {
       d.message = m;
+      const std::uint8_t qos = d.qos;
       auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline), check);
-      if (r.queued) ++delivered;
-      if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
+      if (r.queued) {
+        ++delivered;
+        Stats::count(stats_.out, m->topic(), m->payload().size(), qos);
+      }
+      if (r.dropped) Stats::add_dropped_queue_full(stats_, r.dropped);
     }
     i = j;
   }
@@ -429,8 +437,10 @@ void Broker::send_retained(const SessionPtr& session, const std::string& filter,
     d.qos = std::min(m->qos(), entry.options.qos);
     d.retain = true;
     if (entry.subscription_id) d.subscription_ids.push_back(entry.subscription_id);
+    const std::uint8_t qos = d.qos;
     auto r = session->enqueue(std::move(d), queue_limits(true), reader_check());
-    if (r.dropped) Stats::add(stats_.publish_dropped, r.dropped);
+    if (r.queued) Stats::count(stats_.out, m->topic(), m->payload().size(), qos);
+    if (r.dropped) Stats::add_dropped_queue_full(stats_, r.dropped);
   }
 }
 

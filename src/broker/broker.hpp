@@ -110,8 +110,15 @@ class Broker {
   // with 0x98), with its subscriptions, queue and pending will (not
   // published). False if there is no such session.
   bool delete_session(const std::string& client_id);
-  // Retained messages whose topics match `filter`, at most `limit`.
-  std::vector<MessagePtr> retained_messages(std::string_view filter, std::size_t limit) const;
+  // Retained messages whose topics match `filter`, at most `limit`, in
+  // topic order, starting after the topic `after` ("" = the first page).
+  std::vector<MessagePtr> retained_messages(std::string_view filter, std::size_t limit,
+                                            std::string_view after = {}) const;
+  std::size_t retained_count() const;
+  // Counts over every session (online/offline, queued, in flight, by
+  // listener and protocol). The registry lock is held while the sessions
+  // are counted and listed; each session's mutex is then taken on its own.
+  SessionTotals session_totals() const;
   // Removes the retained message of `topic`; false if there was none.
   bool delete_retained(std::string_view topic);
 

@@ -138,6 +138,7 @@ bool Broker::disconnect_client(const std::string& client_id, mqtt::ReasonCode re
   std::lock_guard lock(it->second->mutex);
   auto link = it->second->link.lock();
   if (!link) return false;
+  Stats::add(stats_.disconnects_administrative);
   link->kick(reason);
   return true;
 }
@@ -162,12 +163,49 @@ bool Broker::delete_session(const std::string& client_id) {
   return true;
 }
 
-std::vector<MessagePtr> Broker::retained_messages(std::string_view filter, std::size_t limit) const {
+std::vector<MessagePtr> Broker::retained_messages(std::string_view filter, std::size_t limit,
+                                                  std::string_view after) const {
   std::vector<MessagePtr> out;
   retained_.match(filter, out);
-  std::sort(out.begin(), out.end(), [](const MessagePtr& a, const MessagePtr& b) { return a->topic() < b->topic(); });
-  if (out.size() > limit) out.resize(limit);
+  if (!after.empty())
+    std::erase_if(out, [after](const MessagePtr& m) { return m->topic() <= after; });
+  // The `limit` first topics, without sorting the rest.
+  auto by_topic = [](const MessagePtr& a, const MessagePtr& b) { return a->topic() < b->topic(); };
+  if (out.size() > limit) {
+    std::nth_element(out.begin(), out.begin() + static_cast<std::ptrdiff_t>(limit), out.end(), by_topic);
+    out.resize(limit);
+  }
+  std::sort(out.begin(), out.end(), by_topic);
   return out;
+}
+
+std::size_t Broker::retained_count() const { return retained_.size(); }
+
+SessionTotals Broker::session_totals() const {
+  SessionTotals t;
+  std::vector<SessionPtr> all;
+  {
+    std::lock_guard registry(registry_mutex_);
+    all.reserve(sessions_.size());
+    for (const auto& [_, s] : sessions_) {
+      all.push_back(s);
+      if (!s->online()) {
+        ++t.offline;
+        continue;
+      }
+      ++t.online;
+      // The identity is written with the registry lock held (see list_sessions).
+      if (s->identity) ++t.connected[{s->identity->listener, s->identity->version}];
+    }
+  }
+  for (const auto& s : all) {
+    std::lock_guard lock(s->mutex);
+    t.queued += s->queue.size();
+    t.queued_bytes += s->queued_bytes;
+    t.inflight += s->inflight.size();
+    t.inbound_qos2 += s->inbound_qos2.size();
+  }
+  return t;
 }
 
 bool Broker::delete_retained(std::string_view topic) { return retained_.erase(topic); }

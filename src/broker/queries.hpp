@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -60,6 +61,14 @@ struct SubscriptionQuery {
   std::string after_client_id;  // start with the sessions after this one
   std::size_t limit = 100;      // subscriptions; a session's are never split across pages
   std::string filter_prefix;
+};
+
+// Totals over every session, for metrics: one scan of the registry.
+struct SessionTotals {
+  std::size_t online = 0, offline = 0;
+  std::uint64_t queued = 0, queued_bytes = 0, inflight = 0, inbound_qos2 = 0;
+  // Online sessions by (listener name, protocol version).
+  std::map<std::pair<std::string, mqtt::Version>, std::size_t> connected;
 };
 
 }  // namespace petrel::broker

@@ -30,6 +30,11 @@ Listener::Listener(asio::io_context& loop, std::shared_ptr<ListenerStats> stats,
   if (ec) fail("bind");
   acceptor_.listen(asio::socket_base::max_listen_connections, ec);
   if (ec) fail("listen on");
+  // Kept for status readers on other threads, which must not touch the acceptor.
+  endpoint_ = acceptor_.local_endpoint();
+  stats_->bind = endpoint_.address().to_string();
+  stats_->port = endpoint_.port();
+  stats_->set_state(ListenerState::Accepting);
 }
 
 void Listener::start() {
@@ -40,7 +45,7 @@ void Listener::start() {
 
 void Listener::stop() {
   stopped_ = true;
-  stats_->state = static_cast<int>(ListenerState::Closed);
+  stats_->set_state(ListenerState::Closed);
   boost::system::error_code ec;
   acceptor_.close(ec);
   backoff_.cancel();
@@ -48,7 +53,7 @@ void Listener::stop() {
 
 void Listener::accept() {
   if (stopped_) return;
-  stats_->state = static_cast<int>(ListenerState::Accepting);
+  stats_->set_state(ListenerState::Accepting);
   acceptor_.async_accept(pick_loop_(), [this](const boost::system::error_code& ec, Socket socket) {
     on_accept(ec, std::move(socket));
   });
@@ -57,7 +62,7 @@ void Listener::accept() {
 void Listener::on_accept(const boost::system::error_code& ec, Socket socket) {
   if (stopped_) return;
   if (!ec) {
-    stats_->accepted.fetch_add(1, std::memory_order_relaxed);
+    stats_->accepted.add();
     handoff_(std::move(socket));
     accept();
     return;
@@ -65,8 +70,9 @@ void Listener::on_accept(const boost::system::error_code& ec, Socket socket) {
   const int code = ec.value();
   const bool exhausted = code == EMFILE || code == ENFILE || code == ENOBUFS || code == ENOMEM;
   stats_->warn("accept failed: {}{}", ec.message(), exhausted ? "; backing off 100 ms" : "");
+  stats_->note_accept_error(ec.message());
   if (exhausted) {
-    stats_->state = static_cast<int>(ListenerState::BackingOff);
+    stats_->set_state(ListenerState::BackingOff);
     backoff_.expires_after(std::chrono::milliseconds(100));
     backoff_.async_wait([this](const boost::system::error_code& e) {
       if (!e) accept();

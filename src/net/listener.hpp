@@ -32,7 +32,8 @@ class Listener {
 
   void start();
   void stop();
-  boost::asio::ip::tcp::endpoint local_endpoint() const { return acceptor_.local_endpoint(); }
+  // Thread-safe: the endpoint bound at construction.
+  boost::asio::ip::tcp::endpoint local_endpoint() const { return endpoint_; }
   const ListenerStats& stats() const { return *stats_; }
 
  private:
@@ -41,6 +42,7 @@ class Listener {
 
   std::shared_ptr<ListenerStats> stats_;
   boost::asio::ip::tcp::acceptor acceptor_;
+  boost::asio::ip::tcp::endpoint endpoint_;
   boost::asio::steady_timer backoff_;
   LoopPicker pick_loop_;
   Handoff handoff_;

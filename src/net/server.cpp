@@ -119,7 +119,7 @@ void Server::publish_listener_stats(const broker::Broker::SysPut& put) const {
     auto get = [](const std::atomic<std::uint64_t>& a) { return std::to_string(a.load(std::memory_order_relaxed)); };
     put(base + "type", s.type);
     put(base + "state", std::string(ListenerStats::state_name(s.state.load())));
-    put(base + "connections/accepted", get(s.accepted));
+    put(base + "connections/accepted", std::to_string(s.accepted.total()));
     put(base + "connections/open", get(s.open));
     // Connections that failed before CONNECT, by reason (handshake failures
     // by kind, connect timeouts, refusals for too many handshakes).
@@ -137,6 +137,12 @@ void Server::run() {
   for (auto& loop : loops_) guards.push_back(asio::make_work_guard(*loop));
   for (auto& l : listeners_) l->start();
   spdlog::info("petrel {} running with {} event loop{}", PETREL_VERSION, loops_.size(), loops_.size() == 1 ? "" : "s");
+  // Serving once every loop has run a handler (so all of them are up).
+  ping_loops([this] {
+    asio::post(*loops_[0], [this] {
+      if (!shutting_down_) serving_.store(true, std::memory_order_release);
+    });
+  });
 
   std::vector<std::thread> threads;
   for (std::size_t i = 1; i < loops_.size(); ++i)
@@ -184,6 +190,57 @@ void Server::reload_tls() {
   }
 }
 
+std::vector<Server::ListenerStatus> Server::listener_status() const {
+  std::vector<ListenerStatus> out;
+  for (const auto& l : listeners_) {
+    const auto& s = l->stats();
+    ListenerStatus st;
+    st.name = s.name;
+    st.type = s.type;
+    st.bind = s.bind;
+    st.port = s.port;
+    st.state = static_cast<ListenerState>(s.state.load());
+    st.state_since = std::chrono::system_clock::time_point(std::chrono::milliseconds(s.state_since.load()));
+    if (const auto b = s.last_backoff.load()) st.last_backoff = std::chrono::system_clock::time_point(std::chrono::milliseconds(b));
+    st.last_accept_error = s.last_accept_error();
+    st.open = s.open.load(std::memory_order_relaxed);
+    st.accepted = {s.accepted.total(), s.accepted.last_minute()};
+    st.failures = s.failure_counts();
+    st.handshakes_in_progress = s.handshakes_in_progress.load(std::memory_order_relaxed);
+    st.handshakes_completed = s.handshakes_completed.load(std::memory_order_relaxed);
+    for (const auto& [name, tls] : tls_contexts_)
+      if (name == s.name) st.tls = tls->status();
+    out.push_back(std::move(st));
+  }
+  return out;
+}
+
+Server::ReloadOutcome Server::reload_tls(const std::string& listener, std::string& error) {
+  bool known = false;
+  for (const auto& l : listeners_) known = known || l->stats().name == listener;
+  if (!known) return ReloadOutcome::NoSuchListener;
+  for (auto& [name, tls] : tls_contexts_) {
+    if (name != listener) continue;
+    if (auto e = tls->reload()) {
+      error = *e;
+      spdlog::error("listener '{}': TLS reload failed, keeping the previous certificates: {}", name, *e);
+      return ReloadOutcome::Failed;
+    }
+    spdlog::info("listener '{}': TLS certificates reloaded; new handshakes use them", name);
+    return ReloadOutcome::Reloaded;
+  }
+  return ReloadOutcome::NotTls;
+}
+
+void Server::ping_loops(std::function<void()> done) {
+  auto pending = std::make_shared<std::atomic<std::size_t>>(loops_.size());
+  auto callback = std::make_shared<std::function<void()>>(std::move(done));
+  for (auto& loop : loops_)
+    asio::post(*loop, [pending, callback] {
+      if (pending->fetch_sub(1, std::memory_order_acq_rel) == 1) (*callback)();
+    });
+}
+
 void Server::stop() {
   asio::post(*loops_[0], [this] { begin_shutdown(); });
 }
@@ -191,6 +248,7 @@ void Server::stop() {
 void Server::begin_shutdown() {
   if (shutting_down_) return;
   shutting_down_ = true;
+  serving_.store(false, std::memory_order_release);
   for (auto& l : listeners_) l->stop();
   broker_->disconnect_all(mqtt::ReasonCode::ServerShuttingDown);
   // Give connections up to 500 ms to write their DISCONNECT and close, then

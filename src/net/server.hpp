@@ -9,9 +9,13 @@
 // application's wiring (app/service.hpp).
 #pragma once
 
+#include <atomic>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <functional>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -70,6 +74,33 @@ class Server {
   // Per-listener counters as $SYS topics (listeners/<name>/...).
   void publish_listener_stats(const broker::Broker::SysPut& put) const;
 
+  // --- Status for the operator API (read by app/ for the HTTP layer).
+  // Thread-safe: they read atomics and the listeners' own locks, never an
+  // event loop's state.
+  struct ListenerStatus {
+    std::string name, type, bind;
+    std::uint16_t port = 0;
+    ListenerState state = ListenerState::Accepting;
+    std::chrono::system_clock::time_point state_since{};
+    std::chrono::system_clock::time_point last_backoff{};  // {}: never backed off
+    ListenerStats::AcceptError last_accept_error;
+    std::uint64_t open = 0;
+    ListenerStats::Count accepted;
+    std::map<std::string, ListenerStats::Count> failures;  // by label (ListenerStats::failure_kind)
+    std::uint64_t handshakes_in_progress = 0, handshakes_completed = 0;
+    std::optional<TlsContext::Status> tls;  // TLS and WSS listeners
+  };
+  std::vector<ListenerStatus> listener_status() const;
+  // True once every loop runs and every listener has started accepting;
+  // false again once shutdown begins.
+  bool serving() const { return serving_.load(std::memory_order_acquire); }
+  // Reloads one TLS listener's files. Nothing if it worked, else why not.
+  enum class ReloadOutcome { Reloaded, Failed, NoSuchListener, NotTls };
+  ReloadOutcome reload_tls(const std::string& listener, std::string& error);
+  // Posts a no-op to every event loop; `done` runs (on the last loop to
+  // answer) once all have run it: a liveness probe for the watchdog.
+  void ping_loops(std::function<void()> done);
+
  private:
   void add_listener(const ListenerSpec& spec);
   // False (and the socket closed, counted, logged) if a connection limit is reached.
@@ -87,6 +118,7 @@ class Server {
   std::unique_ptr<boost::asio::steady_timer> shutdown_timer_;
   std::size_t next_loop_ = 0;
   bool shutting_down_ = false;
+  std::atomic<bool> serving_{false};
 };
 
 }  // namespace petrel::net

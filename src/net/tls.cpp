@@ -1,6 +1,9 @@
 #include "net/tls.hpp"
 
+#include <ctime>
+
 #include <fmt/format.h>
+#include <openssl/bn.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -122,7 +125,49 @@ std::shared_ptr<ssl::context> make_tls_context(const TlsSettings& s) {
   return ctx;
 }
 
-TlsContext::TlsContext(TlsSettings settings) : settings_(std::move(settings)), context_(make_tls_context(settings_)) {}
+namespace {
+
+std::chrono::system_clock::time_point to_time_point(const ASN1_TIME* t) {
+  std::tm tm{};
+  if (!t || ASN1_TIME_to_tm(t, &tm) != 1) return {};
+  return std::chrono::system_clock::from_time_t(timegm(&tm));
+}
+
+std::string name_line(const X509_NAME* name) {
+  BIO* bio = BIO_new(BIO_s_mem());
+  if (!bio) return {};
+  X509_NAME_print_ex(bio, name, 0, XN_FLAG_RFC2253 & ~ASN1_STRFLGS_ESC_MSB);
+  char* data = nullptr;
+  const long n = BIO_get_mem_data(bio, &data);
+  std::string out(data, static_cast<std::size_t>(n > 0 ? n : 0));
+  BIO_free(bio);
+  return out;
+}
+
+}  // namespace
+
+CertificateInfo certificate_info(const ssl::context& context) {
+  CertificateInfo info;
+  X509* cert = SSL_CTX_get0_certificate(const_cast<ssl::context&>(context).native_handle());
+  if (!cert) return info;
+  info.subject = name_line(X509_get_subject_name(cert));
+  info.issuer = name_line(X509_get_issuer_name(cert));
+  if (BIGNUM* bn = ASN1_INTEGER_to_BN(X509_get0_serialNumber(cert), nullptr)) {
+    if (char* hex = BN_bn2hex(bn)) {
+      info.serial = hex;
+      OPENSSL_free(hex);
+    }
+    BN_free(bn);
+  }
+  info.not_before = to_time_point(X509_get0_notBefore(cert));
+  info.not_after = to_time_point(X509_get0_notAfter(cert));
+  return info;
+}
+
+TlsContext::TlsContext(TlsSettings settings) : settings_(std::move(settings)), context_(make_tls_context(settings_)) {
+  status_.certificate = certificate_info(*context_);
+  status_.loaded_at = std::chrono::system_clock::now();
+}
 
 std::shared_ptr<ssl::context> TlsContext::current() const {
   std::lock_guard lock(mutex_);
@@ -130,14 +175,29 @@ std::shared_ptr<ssl::context> TlsContext::current() const {
 }
 
 std::optional<std::string> TlsContext::reload() {
+  const auto now = std::chrono::system_clock::now();
   try {
     auto fresh = make_tls_context(settings_);
+    auto info = certificate_info(*fresh);
     std::lock_guard lock(mutex_);
     context_ = std::move(fresh);
+    status_.certificate = std::move(info);
+    status_.loaded_at = now;
+    status_.last_reload = now;
+    status_.last_reload_error.reset();
+    ++status_.reloads;
     return std::nullopt;
   } catch (const std::exception& e) {
+    std::lock_guard lock(mutex_);
+    status_.last_reload = now;
+    status_.last_reload_error = e.what();
     return std::string(e.what());
   }
+}
+
+TlsContext::Status TlsContext::status() const {
+  std::lock_guard lock(mutex_);
+  return status_;
 }
 
 namespace {

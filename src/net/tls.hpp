@@ -9,6 +9,7 @@
 #pragma once
 
 #include <boost/asio/ssl/context.hpp>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -44,6 +45,15 @@ struct TlsSettings {
 // OpenSSL's reason.
 std::shared_ptr<boost::asio::ssl::context> make_tls_context(const TlsSettings& s);
 
+// The server certificate a context presents (the leaf of cert_file).
+struct CertificateInfo {
+  std::string subject;  // one line, RFC 2253 ("CN=broker.example,O=Example")
+  std::string issuer;
+  std::string serial;  // hexadecimal
+  std::chrono::system_clock::time_point not_before{}, not_after{};
+};
+CertificateInfo certificate_info(const boost::asio::ssl::context& context);
+
 class TlsContext {
  public:
   explicit TlsContext(TlsSettings settings);  // throws like make_tls_context
@@ -52,10 +62,21 @@ class TlsContext {
   std::optional<std::string> reload();
   const TlsSettings& settings() const { return settings_; }
 
+  // What the operator API shows of this context. Thread-safe.
+  struct Status {
+    CertificateInfo certificate;                       // of the context in use
+    std::chrono::system_clock::time_point loaded_at;   // when the context in use was built
+    std::chrono::system_clock::time_point last_reload{};  // last reload attempt; {} if none yet
+    std::optional<std::string> last_reload_error;      // why the last attempt failed, if it did
+    std::uint64_t reloads = 0;                         // successful reloads since start
+  };
+  Status status() const;
+
  private:
   TlsSettings settings_;
   mutable std::mutex mutex_;
   std::shared_ptr<boost::asio::ssl::context> context_;
+  Status status_;  // guarded by mutex_
 };
 
 // Why a handshake failed, in words: the certificate verification error if

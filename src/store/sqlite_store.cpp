@@ -531,6 +531,39 @@ void SqliteStore::stop() {
   }
 }
 
+void SqliteStore::record_commit(std::chrono::steady_clock::duration took) {
+  const double seconds = std::chrono::duration<double>(took).count();
+  std::size_t i = 0;
+  while (i < kCommitBounds.size() && seconds > kCommitBounds[i]) ++i;
+  commit_buckets_[i].fetch_add(1, std::memory_order_relaxed);
+  commit_nanos_.fetch_add(static_cast<std::uint64_t>(std::chrono::nanoseconds(took).count()),
+                          std::memory_order_relaxed);
+  failing_.store(false, std::memory_order_relaxed);
+}
+
+void SqliteStore::record_failure(const std::string& what) {
+  std::lock_guard lock(health_mutex_);
+  last_failure_ = Health{true, what, std::chrono::system_clock::now()};
+  failing_.store(true, std::memory_order_relaxed);
+}
+
+SqliteStore::CommitLatency SqliteStore::commit_latency() const {
+  CommitLatency out;
+  for (std::size_t i = 0; i < commit_buckets_.size(); ++i) {
+    out.buckets[i] = commit_buckets_[i].load(std::memory_order_relaxed);
+    out.count += out.buckets[i];
+  }
+  out.sum_seconds = static_cast<double>(commit_nanos_.load(std::memory_order_relaxed)) / 1e9;
+  return out;
+}
+
+SqliteStore::Health SqliteStore::health() const {
+  std::lock_guard lock(health_mutex_);
+  Health h = last_failure_;
+  h.failing = failing_.load(std::memory_order_relaxed);
+  return h;
+}
+
 void SqliteStore::run() {
   std::vector<Op> batch;
   auto retry_delay = std::chrono::milliseconds(100);
@@ -581,11 +614,14 @@ bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds&
   }
   if (!batch.empty()) {
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       apply(batch);
+      record_commit(std::chrono::steady_clock::now() - t0);
       batch.clear();
       retry_delay = std::chrono::milliseconds(100);
     } catch (const std::exception& e) {
       errors_.fetch_add(1, std::memory_order_relaxed);
+      record_failure(e.what());
       // Disk full, I/O error: keep the batch (nothing is acknowledged
       // before it commits) and retry; the event loops are not blocked.
       spdlog::error("store '{}': write failed, retrying in {} ms: {}", options_.path, retry_delay.count(), e.what());

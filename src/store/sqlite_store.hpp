@@ -21,6 +21,8 @@
 //              loses at most the changes of the last interval.
 #pragma once
 
+#include <array>
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <map>
@@ -110,6 +112,25 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   // Changes reported and not committed yet (the writer's backlog).
   std::uint64_t backlog();
 
+  // How long commits take (the writer thread's transactions, fsync
+  // included), as a histogram: counts per bucket whose upper bounds are
+  // kCommitBounds seconds, plus one bucket above the last bound.
+  static constexpr std::array<double, 12> kCommitBounds{0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
+                                                         0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
+  struct CommitLatency {
+    std::array<std::uint64_t, kCommitBounds.size() + 1> buckets{};
+    double sum_seconds = 0;
+    std::uint64_t count = 0;
+  };
+  CommitLatency commit_latency() const;
+  // Whether the last commit failed (the writer retries it), and why.
+  struct Health {
+    bool failing = false;
+    std::string last_error;
+    std::chrono::system_clock::time_point last_error_at{};
+  };
+  Health health() const;
+
   struct Op;
 
  private:
@@ -121,6 +142,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay);
   void apply(std::vector<Op>& batch);
   void exec(const char* sql);
+  void record_commit(std::chrono::steady_clock::duration took);
+  void record_failure(const std::string& what);
   sqlite3_stmt* prepare(const char* sql);
   void open_and_check();
   void load_retained();
@@ -146,6 +169,11 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::atomic<std::uint64_t> committed_{0};
   std::atomic<std::uint64_t> commits_{0};
   std::atomic<std::uint64_t> errors_{0};
+  std::array<std::atomic<std::uint64_t>, kCommitBounds.size() + 1> commit_buckets_{};
+  std::atomic<std::uint64_t> commit_nanos_{0};
+  std::atomic<bool> failing_{false};
+  mutable std::mutex health_mutex_;
+  Health last_failure_;  // guarded by health_mutex_
   std::thread writer_;
   std::vector<sqlite3_stmt*> statements_;
   std::unique_ptr<Statements> statements_for_writes_;

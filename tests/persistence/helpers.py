@@ -344,7 +344,7 @@ def run_refused(tmp_path: Path, db_path: Path, timeout: float = 20.0) -> tuple[i
     cfg = tmp_path / f"refused-{port}.toml"
     out_path = tmp_path / f"refused-{port}.log"
     cfg.write_text(f'threads = 1\n[[listener]]\nname = "test"\nbind = "127.0.0.1"\nport = {port}\n'
-                   f'[store]\npath = "{db_path}"\n')
+                   f'[store]\npath = "{db_path}"\n[http]\nenabled = false\n')
     with open(out_path, "wb") as out:
         proc = subprocess.Popen([PETREL_BIN, "--config", str(cfg)], stdout=out, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout

@@ -100,7 +100,8 @@ def run_petrel_expecting_exit(binary: str, tmp_path: Path, config: str, timeout:
     tty=True that session has a pseudo-terminal as its controlling terminal (as when run from a shell), and
     what petrel writes to the terminal is included in the output."""
     path = tmp_path / f"petrel-fail-{free_port()}.toml"
-    path.write_text(config)
+    # No HTTP listener (on by default, on a fixed port): these brokers are meant to fail for other reasons.
+    path.write_text(config if "[http]" in config else config + "\n[http]\nenabled = false\n")
     master = slave = None
     preexec = None
     if tty:

@@ -227,5 +227,58 @@ TEST_F(QueriesTest, RetainedMessagesAreListedByFilterAndDeleted) {
   EXPECT_EQ(h.broker.retained_messages("r/#", 10).size(), 1u);
 }
 
+TEST_F(QueriesTest, RetainedMessagesArePagedByTopic) {
+  auto& c = add("pub");
+  for (const char* t : {"p/d", "p/a", "p/c", "p/b"}) c.publish(t, "x", 0, 0, true);
+  auto page = h.broker.retained_messages("p/#", 2);
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0]->topic(), "p/a");
+  EXPECT_EQ(page[1]->topic(), "p/b");
+  page = h.broker.retained_messages("p/#", 2, "p/b");
+  ASSERT_EQ(page.size(), 2u);
+  EXPECT_EQ(page[0]->topic(), "p/c");
+  EXPECT_EQ(page[1]->topic(), "p/d");
+  EXPECT_TRUE(h.broker.retained_messages("p/#", 2, "p/d").empty());
+  EXPECT_EQ(h.broker.retained_count(), 4u);
+}
+
+TEST_F(QueriesTest, SessionTotalsCountOnlineOfflineAndQueues) {
+  auto& sub = add("sub");
+  sub.subscribe("t/#", 1);
+  sub.received();
+  add("other");
+  auto& gone = add("gone");
+  gone.client().on_closed("bye");  // offline, persistent (expiry 600)
+  auto t = h.broker.session_totals();
+  EXPECT_EQ(t.online, 2u);
+  EXPECT_EQ(t.offline, 1u);
+  EXPECT_EQ((t.connected[{"test", mqtt::Version::V5}]), 2u);
+  // A QoS 1 message for the subscriber: queued or in flight, counted either way.
+  auto& pub = add("pub");
+  pub.publish("t/x", "payload", 1, 7);
+  t = h.broker.session_totals();
+  EXPECT_EQ(t.queued + t.inflight, 1u);
+}
+
+TEST_F(QueriesTest, CountersByQosAndDisconnects) {
+  auto& sub = add("sub");
+  sub.subscribe("q/#", 2);
+  sub.received();
+  auto& pub = add("pub");
+  pub.publish("q/0", "aa", 0);
+  pub.publish("q/1", "bbb", 1, 1);
+  const auto& s = h.broker.stats();
+  EXPECT_EQ(Stats::get(s.in.messages[0]), 1u);
+  EXPECT_EQ(Stats::get(s.in.messages[1]), 1u);
+  EXPECT_EQ(Stats::get(s.in.bytes[1]), 6u);  // "q/1" + "bbb"
+  EXPECT_EQ(Stats::get(s.out.messages[0]), 1u);
+  EXPECT_EQ(Stats::get(s.out.messages[1]), 1u);
+  EXPECT_EQ(Stats::get(s.connects), 2u);
+  EXPECT_TRUE(h.broker.disconnect_client("sub", mqtt::ReasonCode::AdministrativeAction));
+  EXPECT_EQ(Stats::get(s.disconnects_administrative), 1u);
+  pub.client().on_closed("lost");
+  EXPECT_EQ(Stats::get(s.disconnects_abnormal), 1u);
+}
+
 }  // namespace
 }  // namespace petrel::broker
