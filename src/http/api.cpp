@@ -204,7 +204,7 @@ Response publish(broker::Broker& b, const Request& r) {
     throw BadRequest{409, "max_retained_messages reached: the retained message was not stored"};
   mqtt::Properties props;
   if (j.contains("properties")) props = publish_properties(j["properties"], payload);
-  auto message = std::make_shared<const broker::Message>(topic, std::move(payload), qos, retain, std::move(props), "");
+  auto message = broker::Message::create(topic, payload, qos, retain, props, "");
   const std::size_t delivered = b.publish(message);
   return Response::json(200, {{"topic", topic}, {"qos", qos}, {"retain", retain}, {"delivered", delivered}});
 }
@@ -346,7 +346,7 @@ void add_routes(Router& router, ApiContext ctx) {
     std::string last;
     for (const auto& m : b.retained_messages(filter, limit, query(r, "after").value_or(""))) {
       items.push_back(message_json(*m));
-      last = m->topic();
+      last = std::string(m->topic());
     }
     return Response::json(200, page(std::move(items), limit, last));
   });

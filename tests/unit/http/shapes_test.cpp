@@ -54,14 +54,14 @@ TEST(Shapes, MessagePayloads) {
   mqtt::Properties p;
   p.content_type = "text/plain";
   p.user_properties = {{"k", "v"}};
-  broker::Message text("a/b", "héllo", 1, true, p, "origin");
-  auto j = message_json(text);
+  auto text = broker::Message::create("a/b", "héllo", 1, true, p, "origin");
+  auto j = message_json(*text);
   EXPECT_EQ(j["payload"], "héllo");
   EXPECT_EQ(j["size"], 6);
   EXPECT_EQ(j["properties"]["content_type"], "text/plain");
   EXPECT_EQ(j["properties"]["user_properties"][0][1], "v");
-  broker::Message binary("a/b", std::string("\xff\x00\x01", 3), 0, true, {}, "");
-  j = message_json(binary);
+  auto binary = broker::Message::create("a/b", std::string("\xff\x00\x01", 3), 0, true, "");
+  j = message_json(*binary);
   EXPECT_EQ(j["payload"], nullptr);
   EXPECT_EQ(j["payload_base64"], "/wAB");
 }
