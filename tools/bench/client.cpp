@@ -152,8 +152,9 @@ void Client::read() {
       return self->mark_closed();
     }
     try {
-      self->reader_.feed(std::string_view(self->buffer_.data(), n));
+      self->reader_.borrow(std::string_view(self->buffer_.data(), n));
       while (auto f = self->reader_.next()) self->handle(*f);
+      self->reader_.keep_rest();  // the next read reuses buffer_
     } catch (const mqtt::ProtocolError& e) {
       self->shared_.errors.fetch_add(1);
       return self->fail(e.what());
