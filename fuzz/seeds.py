@@ -61,4 +61,12 @@ for i, (f, t) in enumerate([("a/+", "a/b"), ("#", "x/y/z"), ("a/#", "a"), ("+/+"
 write("config", "example", (ROOT / "config" / "petrel.toml").read_bytes())
 write("config", "tls", b'[[listener]]\ntype = "tls"\ncert_file = "a"\nkey_file = "b"\nclient_cert = "optional"\n'
                        b'ca_file = "c"\nalpn = ["mqtt"]\n[mqtt]\nmax_qos = 1\n[sys]\ninterval = 0\n')
+write("passwd", "mosquitto", (ROOT / "tests" / "unit" / "auth" / "passwd.sample").read_bytes())
+write("passwd", "edge", b"# comment\n\n  bob : $6$MDEyMzQ1Njc4OWFi$yENQmLDThG++6PC1+pa4teCd8OLLLZxsUU5gRmzOx2Xf41rnntsKT0ZaUPgaYw0ik"
+                        b"EEWamHVWW/CNn6bXkDD/A==  \r\nno-newline:$7$1$AAAAAAAAAAAAAAAA$"
+                        + b"A" * 86 + b"==")
+write("acl", "example", (ROOT / "config" / "acl.example").read_bytes())
+write("acl", "patterns", b"topic read public/#\ntopic deny public/secret\nuser alice\ntopic readwrite home/alice/#\n"
+                         b"topic $SYS/#\nuser bob smith\ntopic write +/x/#\npattern readwrite devices/%c/#\n"
+                         b"pattern read a/%u-%c/b\npattern deny %c\n")
 print("seed corpus written")

@@ -70,7 +70,8 @@ class Parser {
     static constexpr std::string_view ws_keys[] = {"path", "trusted_proxies"};
     for (const auto& [k, v] : t) {
       bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
-                k.str() == "max_connections";
+                k.str() == "max_connections" || k.str() == "allow_anonymous" || k.str() == "password_file" ||
+                k.str() == "acl_file";
       for (auto key : tls_keys) ok = ok || k.str() == key;
       for (auto key : ws_keys) ok = ok || k.str() == key;
       if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
@@ -170,9 +171,31 @@ class Parser {
     return spec;
   }
 
+  std::string origin(const toml::node& node) const {
+    const auto& src = node.source();
+    return fmt::format("{}:{}:{}", source_, src.begin.line, src.begin.column);
+  }
+
+  AuthSpec auth_spec(const toml::node& node, const toml::table& t) const {
+    AuthSpec a;
+    a.origin = origin(node);
+    if (t.get("allow_anonymous")) {
+      bool v = false;
+      boolean(t, "allow_anonymous", v);
+      a.allow_anonymous = v;
+    }
+    for (const char* key : {"password_file", "acl_file"}) {
+      if (!t.get(key)) continue;
+      std::string v;
+      string(t, key, v);
+      (std::string_view(key) == "password_file" ? a.password_file : a.acl_file) = v;
+    }
+    return a;
+  }
+
   Config parse(const toml::table& root) const {
     Config c = default_config();
-    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store"});
+    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "auth"});
     integer(root, "threads", c.server.threads, 0, 1024);
     if (auto* log = table(root, "log")) {
       known_keys(*log, "[log]", {"level"});
@@ -188,6 +211,7 @@ class Parser {
       for (const auto& item : *n->as_array()) {
         const auto& t = *item.as_table();
         c.server.listeners.push_back(listener(item, t, c.server.listeners.size() + 1));
+        c.listener_auth.push_back(auth_spec(item, t));
       }
       if (c.server.listeners.empty()) fail(*n, "at least one [[listener]] is required");
     }
@@ -245,6 +269,10 @@ class Parser {
         for (const char* key : {"path", "durability", "flush_interval"})
           if (const toml::node* n = s->get(key)) fail(*n, fmt::format("'{}' applies to type = \"sqlite\" only", key));
     }
+    if (auto* a = table(root, "auth")) {
+      known_keys(*a, "[auth]", {"allow_anonymous", "password_file", "acl_file"});
+      c.auth_spec = auth_spec(*a, *a);
+    }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});
       std::int64_t seconds = c.broker.sys_interval.count();
@@ -266,8 +294,46 @@ Config default_config() {
   Config c;
   net::ListenerSpec spec;
   spec.name = "default";
+  // Secure by default: with no configuration, petrel serves this machine only.
+  spec.bind = "127.0.0.1";
   c.server.listeners.push_back(spec);
   return c;
+}
+
+void resolve_auth(Config& c) {
+  const AuthSpec& global = c.auth_spec;
+  c.auth = {};
+  c.auth.defaults.allow_anonymous = global.allow_anonymous.value_or(false);
+  c.auth.defaults.password_file = global.password_file.value_or("");
+  c.auth.defaults.acl_file = global.acl_file.value_or("");
+  for (std::size_t i = 0; i < c.server.listeners.size(); ++i) {
+    const net::ListenerSpec& l = c.server.listeners[i];
+    const AuthSpec own = i < c.listener_auth.size() ? c.listener_auth[i] : AuthSpec{};
+    auth::PolicyOptions p;
+    p.listener = l.name;
+    p.password_file = own.password_file ? *own.password_file : c.auth.defaults.password_file;
+    p.acl_file = own.acl_file ? *own.acl_file : c.auth.defaults.acl_file;
+    p.certificate_identity = l.tls.identity_as_username != net::IdentitySource::None &&
+                             (l.type == "tls" || l.type == "wss");
+    const bool authenticates = !p.password_file.empty() || p.certificate_identity;
+    if (auto allow = own.allow_anonymous ? own.allow_anonymous : global.allow_anonymous) {
+      p.allow_anonymous = *allow;
+    } else if (authenticates) {
+      p.allow_anonymous = false;
+    } else {
+      boost::system::error_code ec;
+      const auto address = boost::asio::ip::make_address(l.bind, ec);
+      if (ec || !address.is_loopback()) {
+        const std::string where = own.origin.empty() ? std::string("the command line") : own.origin;
+        throw ConfigError(fmt::format(
+            "{}: listener '{}' on {}:{} has no authentication and would admit anonymous clients from the network; "
+            "set allow_anonymous = true (in [auth] or in the listener) to allow that, or give it a password_file",
+            where, l.name, l.bind, l.port));
+      }
+      p.allow_anonymous = true;  // loopback: this machine only
+    }
+    c.auth.listeners.push_back(std::move(p));
+  }
 }
 
 Config parse_config(std::string_view text, const std::string& source) {

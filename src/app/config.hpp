@@ -3,9 +3,12 @@
 // config/petrel.toml. A bad file fails start with "file:line:column: what".
 #pragma once
 
+#include <optional>
 #include <stdexcept>
+#include <vector>
 #include <string>
 
+#include "auth/options.hpp"
 #include "broker/config.hpp"
 #include "net/server.hpp"
 #include "store/sqlite_store.hpp"
@@ -17,11 +20,23 @@ struct StoreOptions {
   store::SqliteOptions sqlite;
 };
 
+// Access-control keys as written, in [auth] or one [[listener]] (unset:
+// not written there).
+struct AuthSpec {
+  std::optional<bool> allow_anonymous;
+  std::optional<std::string> password_file;
+  std::optional<std::string> acl_file;
+  std::string origin;  // "FILE:LINE:COLUMN" of the table, for errors
+};
+
 struct Config {
   std::string log_level = "info";
   net::ServerOptions server;  // event loops and listeners
   broker::BrokerConfig broker;
   StoreOptions store;
+  AuthSpec auth_spec;                 // [auth]
+  std::vector<AuthSpec> listener_auth;  // per listener, by index (missing: no overrides)
+  auth::Options auth;                 // resolved by resolve_auth()
 };
 
 class ConfigError : public std::runtime_error {
@@ -37,5 +52,13 @@ Config load_config_file(const std::string& path);
 
 // Parses TOML text (`source` names it in errors).
 Config parse_config(std::string_view toml, const std::string& source);
+
+// Resolves every listener's access control from [auth] and its own keys into
+// config.auth, applying the secure-by-default rule: a listener that has no
+// authentication (no password_file, no certificate identity) and no
+// allow_anonymous setting admits anonymous clients only on a loopback
+// address; on any other address petrel refuses to start (ConfigError saying
+// which listener and what to write). Call after command-line overrides.
+void resolve_auth(Config& config);
 
 }  // namespace petrel::app

@@ -11,12 +11,22 @@ namespace petrel::app {
 namespace asio = boost::asio;
 
 Service::Service(const Config& config) : config_(config) {
+  resolve_auth(config_);
+  access_ = std::make_unique<auth::AccessControl>(config_.auth);
   server_ = std::make_unique<net::Server>(config_.server);
   signals_ = std::make_unique<asio::signal_set>(server_->housekeeping_loop(), SIGINT, SIGTERM, SIGHUP);
   open_store(config_.store);
+  broker_->set_authorizer(*access_);
   server_->serve(*broker_);
+  for (const auto& l : config_.auth.listeners)
+    spdlog::info("listener '{}': anonymous clients {}{}{}", l.listener, l.allow_anonymous ? "allowed" : "refused",
+                 l.password_file.empty() ? "" : fmt::format(", password file '{}'", l.password_file),
+                 l.acl_file.empty() ? "" : fmt::format(", ACL file '{}'", l.acl_file));
   broker_->add_sys_source([this](const broker::Broker::SysPut& put) {
     server_->publish_listener_stats(put);
+    for (const auto& [name, value] : access_->metrics()) put(name, std::to_string(value));
+    auto& stats = broker_->stats();
+    put("auth/connect/refused", std::to_string(broker::Stats::get(stats.connect_denied)));
     put("store/type", config_.store.type);
     if (sqlite_) {
       put("store/commits", std::to_string(sqlite_->commits()));
@@ -67,6 +77,8 @@ void Service::wait_for_signal() {
     if (ec) return;
     if (sig == SIGHUP) {
       server_->reload_tls();
+      if (auto error = access_->reload())
+        spdlog::error("access control reload failed, keeping the previous rules: {}", *error);
       wait_for_signal();
       return;
     }

@@ -3,7 +3,10 @@
 // configuration chooses and restores what it holds, builds the broker core
 // on it, connects the two, registers the $SYS sources of each part, and
 // handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
-// be reloaded (TLS certificates).
+// be reloaded (TLS certificates; password, ACL and credential files).
+//
+// Access control (auth::AccessControl) is built first: a bad password or
+// ACL file stops petrel before it binds a port or opens its database.
 //
 // Order matters: listeners bind before the store opens, so a port that
 // cannot be bound or a bad certificate stops petrel before it opens (or
@@ -16,6 +19,7 @@
 #include <memory>
 
 #include "app/config.hpp"
+#include "auth/access_control.hpp"
 #include "broker/broker.hpp"
 #include "broker/persistence.hpp"
 #include "net/server.hpp"
@@ -25,8 +29,9 @@ namespace petrel::app {
 
 class Service {
  public:
-  // Throws std::runtime_error (listeners, TLS) or store::StoreError (the
-  // database) if petrel cannot start.
+  // Throws auth::FileError (a password or ACL file), std::runtime_error
+  // (listeners, TLS) or store::StoreError (the database) if petrel cannot
+  // start.
   explicit Service(const Config& config);
   ~Service();
 
@@ -39,6 +44,7 @@ class Service {
   void wait_for_signal();
 
   Config config_;
+  std::unique_ptr<auth::AccessControl> access_;  // outlives the broker, which asks it
   // Declared first, destroyed last: the loops may still hold handlers that
   // refer to connections, which refer to the broker only while they run.
   std::unique_ptr<net::Server> server_;

@@ -40,6 +40,11 @@ struct ConnectDecision {
   // 3.1.x clients get the matching return code).
   mqtt::ReasonCode reason = mqtt::ReasonCode::Success;
   std::string why;  // for the log line of a refusal
+  // The authorizer logged the refusal itself (rate-limited): the core logs
+  // it at debug level only.
+  bool logged = false;
+  // On success: attached to the client's identity (ClientIdentity::auth).
+  std::shared_ptr<const AuthContext> context;
 };
 
 class Authorizer {

@@ -119,7 +119,8 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     out.generation = s->generation;
     out.session = s;
     if (expiry_interval > 0) {
-      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get());
+      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get(), identity->username,
+                                   identity->listener);
     } else if (was_stored) {
       // Resumed with expiry 0: it ends with this connection (or a crash).
       session_store_.session_deleted(client_id);
@@ -244,10 +245,13 @@ void Broker::disconnect_all(mqtt::ReasonCode reason) {
 }
 
 namespace {
-// What is known of a restored session's client until it connects again.
+// What is known of a restored session's client until it connects again: its
+// client id, user name and listener (for access control), protocol version.
 IdentityPtr restored_identity(const StoredSession& st) {
   auto id = std::make_shared<ClientIdentity>();
   id->client_id = st.client_id;
+  id->username = st.username;
+  id->listener = st.listener;
   id->version = st.version;
   id->clean_start = false;
   return id;

@@ -247,7 +247,14 @@ void Client::on_authenticated(const ConnectDecision& decision) {
   if (decision.reason != ReasonCode::Success) {
     Stats::add(broker_.stats().connect_denied);
     return refuse_connect(version_, decision.reason,
-                          decision.why.empty() ? std::string("refused by access control") : decision.why);
+                          decision.why.empty() ? std::string("refused by access control") : decision.why,
+                          !decision.logged);
+  }
+  if (decision.context) {
+    // The identity is immutable once shared: attach the context to a copy.
+    auto identity = std::make_shared<ClientIdentity>(*p->identity);
+    identity->auth = decision.context;
+    p->identity = std::move(identity);
   }
   complete_connect(*p);
 }
@@ -303,7 +310,7 @@ bool Client::within_topic_limits(std::string_view topic) const {
   return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 <= cfg.max_topic_levels;
 }
 
-void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
+void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why, bool log) {
   mqtt::Connack ack;
   ack.reason = rc;
   std::string out;
@@ -312,8 +319,8 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   // [MQTT-3.1.2-24]; sending it is only a MAY: close without it.
   if (out.size() <= peer_max_packet_size_) this->out(out);
   Stats::add(broker_.stats().protocol_errors);
-  spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id_,
-               mqtt::to_string(rc), static_cast<unsigned>(rc), why);
+  spdlog::log(log ? spdlog::level::warn : spdlog::level::debug, "connection refused: peer={} id={} reason={} (0x{:02X}): {}",
+              transport_.peer(), client_id_, mqtt::to_string(rc), static_cast<unsigned>(rc), why);
   state_ = State::Closing;
   transport_.close(rc);
 }

@@ -80,7 +80,8 @@ class Client {
   void on_disconnect(const mqtt::Disconnect& d);
 
   bool within_topic_limits(std::string_view topic) const;
-  void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
+  // `log`: at warn level (false: the authorizer logged it already, rate-limited).
+  void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why, bool log = true);
   void fail(mqtt::ReasonCode rc, std::string_view why);
   void end(bool publish_will, std::string_view why, mqtt::ReasonCode reason = mqtt::ReasonCode::Success);
   // Encodes and sends a packet other than a delivery; false if even without

@@ -1,0 +1,97 @@
+// auth::AccessControl: the broker core's Authorizer (broker/authorizer.hpp)
+// built from the files and services an operator configures. It is the only
+// thing of the auth layer the core sees.
+//
+// Its state is one immutable snapshot (`Rules`): per listener, whether
+// anonymous clients may connect, the password file and the ACL, each file
+// loaded once however many listeners share it. SIGHUP builds a new snapshot
+// from the files and swaps it in (reload()); a file with an error leaves
+// the old snapshot in force. Readers never lock: each thread keeps the
+// snapshot it last used and takes the new one (under a mutex, once) when
+// the generation number moves, so a check on the publish or delivery path
+// costs one atomic load plus the lookups themselves.
+//
+// Each accepted connection gets a Context (its listener's index in the
+// snapshot, how it authenticated), carried by its ClientIdentity, so checks
+// find its policy without a lookup by name. After a reload, a connection
+// that authenticated with a password whose entry has since changed or gone
+// is refused every further publish, subscription and delivery: connected
+// clients are re-checked on their next operation.
+//
+// Connect decisions: a certificate identity is accepted as is; a client
+// with neither user name nor password is anonymous (allow_anonymous
+// decides, 0x87 otherwise); otherwise the sources are asked in order, each
+// answering allow, deny or ignore, and if none decides the answer is 0x86,
+// the same for an unknown user as for a wrong password. A listener with no
+// authentication source at all takes the user name unverified (as
+// Mosquitto does) if it admits anonymous clients. Every refusal is logged
+// with its true reason, rate-limited, and counted.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "auth/acl.hpp"
+#include "auth/options.hpp"
+#include "auth/password_file.hpp"
+#include "broker/authorizer.hpp"
+
+namespace petrel::auth {
+
+class AccessControl final : public broker::Authorizer {
+ public:
+  // Loads every file; throws FileError if one cannot be used.
+  explicit AccessControl(Options options);
+  ~AccessControl() override;
+
+  // Re-reads every file. On an error the previous rules stay in force and
+  // the error (file, line, problem) is returned.
+  std::optional<std::string> reload();
+
+  // broker::Authorizer
+  std::optional<broker::ConnectDecision> authenticate(const broker::ConnectRequest& request, Later later) override;
+  bool may_publish(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t qos, bool retain) override;
+  bool may_subscribe(const broker::ClientIdentity& who, std::string_view filter, std::uint8_t qos) override;
+  bool may_receive(const broker::ClientIdentity& who, const broker::Message& message) override;
+  bool checks_delivery() const override { return checks_delivery_; }
+
+  // Counters, as (name, value): auth/connect/accepted/<how>,
+  // auth/connect/refused/<reason>, auth/denied/<publish|subscribe|receive>,
+  // auth/reloads, auth/reload_errors. For $SYS and the metrics endpoint.
+  std::vector<std::pair<std::string, std::uint64_t>> metrics() const;
+
+  struct Rules;
+  struct Context;
+
+ private:
+  // The calling thread's copy of the current snapshot.
+  const Rules& current() const;
+  std::shared_ptr<const Rules> build() const;
+  // The policy index of `who` in `r`, and whether its credential is still valid.
+  std::size_t policy_of(const Rules& r, const broker::ClientIdentity& who, bool& revoked) const;
+  bool permitted(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter);
+  broker::ConnectDecision refuse(const broker::ClientIdentity& who, mqtt::ReasonCode code, std::string_view label,
+                                 std::string why);
+  void log_refusal(const std::string& line);
+
+  Options options_;
+  bool checks_delivery_ = false;
+  mutable std::mutex mutex_;  // guards rules_ and the log limiter
+  std::shared_ptr<const Rules> rules_;
+  std::atomic<std::uint64_t> generation_{0};
+
+  struct Counters;
+  std::unique_ptr<Counters> counters_;
+
+  // Log rate limit (guarded by mutex_).
+  std::chrono::steady_clock::time_point log_window_{};
+  unsigned logged_in_window_ = 0;
+  std::uint64_t suppressed_ = 0;
+};
+
+}  // namespace petrel::auth
