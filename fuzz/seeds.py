@@ -69,4 +69,20 @@ write("acl", "example", (ROOT / "config" / "acl.example").read_bytes())
 write("acl", "patterns", b"topic read public/#\ntopic deny public/secret\nuser alice\ntopic readwrite home/alice/#\n"
                          b"topic $SYS/#\nuser bob smith\ntopic write +/x/#\npattern readwrite devices/%c/#\n"
                          b"pattern read a/%u-%c/b\npattern deny %c\n")
+
+
+def jwt(header: dict, claims: dict, secret: bytes = b"fuzz") -> bytes:
+    import base64
+    import hashlib
+    import hmac
+    import json
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")  # noqa: E731
+    signed = enc(json.dumps(header).encode()) + b"." + enc(json.dumps(claims).encode())
+    return signed + b"." + enc(hmac.new(secret, signed, hashlib.sha256).digest())
+
+
+write("jwt", "valid", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice", "publish": ["a/#"], "subscribe": "b"}))
+write("jwt", "expired", jwt({"alg": "HS256"}, {"exp": 1, "nbf": 0, "sub": "alice"}))
+write("jwt", "wrong-key", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice"}, b"other"))
+write("jwt", "none", jwt({"alg": "none"}, {"exp": 1900000000}).rsplit(b".", 1)[0] + b".")
 print("seed corpus written")

@@ -193,6 +193,40 @@ class Parser {
     return a;
   }
 
+  auth::JwtSettings jwt(const toml::node& node, const toml::table& t) const {
+    known_keys(t, "[auth.jwt]",
+               {"algorithm", "secret", "secret_file", "public_key_file", "claim", "claim_equals", "require_exp",
+                "leeway", "acl_claims", "publish_claim", "subscribe_claim"});
+    auth::JwtSettings j;
+    string(t, "algorithm", j.algorithm);
+    if (j.algorithm != "HS256" && j.algorithm != "RS256" && j.algorithm != "ES256")
+      fail(t.get("algorithm") ? *t.get("algorithm") : node, "'algorithm' must be \"HS256\", \"RS256\" or \"ES256\"");
+    string(t, "secret", j.secret);
+    string(t, "secret_file", j.secret_file);
+    string(t, "public_key_file", j.public_key_file);
+    if (j.algorithm == "HS256") {
+      if (j.secret.empty() == j.secret_file.empty())
+        fail(node, "HS256 needs one of 'secret' and 'secret_file'");
+      if (const toml::node* n = t.get("public_key_file")) fail(*n, "'public_key_file' is for RS256 and ES256");
+    } else {
+      if (j.public_key_file.empty()) fail(node, fmt::format("{} needs 'public_key_file'", j.algorithm));
+      for (const char* key : {"secret", "secret_file"})
+        if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' is for HS256", key));
+    }
+    string(t, "claim", j.claim);
+    string(t, "claim_equals", j.claim_equals);
+    if (j.claim.empty() != j.claim_equals.empty())
+      fail(node, "'claim' and 'claim_equals' go together");
+    if (!j.claim_equals.empty() && j.claim_equals != "username" && j.claim_equals != "client_id")
+      fail(*t.get("claim_equals"), "'claim_equals' must be \"username\" or \"client_id\"");
+    boolean(t, "require_exp", j.require_exp);
+    integer(t, "leeway", j.leeway, 0, 86400);
+    boolean(t, "acl_claims", j.acl_claims);
+    string(t, "publish_claim", j.publish_claim);
+    string(t, "subscribe_claim", j.subscribe_claim);
+    return j;
+  }
+
   Config parse(const toml::table& root) const {
     Config c = default_config();
     known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "auth"});
@@ -270,8 +304,9 @@ class Parser {
           if (const toml::node* n = s->get(key)) fail(*n, fmt::format("'{}' applies to type = \"sqlite\" only", key));
     }
     if (auto* a = table(root, "auth")) {
-      known_keys(*a, "[auth]", {"allow_anonymous", "password_file", "acl_file"});
+      known_keys(*a, "[auth]", {"allow_anonymous", "password_file", "acl_file", "jwt"});
       c.auth_spec = auth_spec(*a, *a);
+      if (auto* j = table(*a, "jwt")) c.jwt = jwt(*a->get("jwt"), *j);
     }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});
@@ -306,6 +341,7 @@ void resolve_auth(Config& c) {
   c.auth.defaults.allow_anonymous = global.allow_anonymous.value_or(false);
   c.auth.defaults.password_file = global.password_file.value_or("");
   c.auth.defaults.acl_file = global.acl_file.value_or("");
+  c.auth.jwt = c.jwt;
   for (std::size_t i = 0; i < c.server.listeners.size(); ++i) {
     const net::ListenerSpec& l = c.server.listeners[i];
     const AuthSpec own = i < c.listener_auth.size() ? c.listener_auth[i] : AuthSpec{};
@@ -315,7 +351,7 @@ void resolve_auth(Config& c) {
     p.acl_file = own.acl_file ? *own.acl_file : c.auth.defaults.acl_file;
     p.certificate_identity = l.tls.identity_as_username != net::IdentitySource::None &&
                              (l.type == "tls" || l.type == "wss");
-    const bool authenticates = !p.password_file.empty() || p.certificate_identity;
+    const bool authenticates = !p.password_file.empty() || p.certificate_identity || c.jwt.enabled();
     if (auto allow = own.allow_anonymous ? own.allow_anonymous : global.allow_anonymous) {
       p.allow_anonymous = *allow;
     } else if (authenticates) {

@@ -35,6 +35,7 @@ struct Config {
   broker::BrokerConfig broker;
   StoreOptions store;
   AuthSpec auth_spec;                 // [auth]
+  auth::JwtSettings jwt;              // [auth.jwt]
   std::vector<AuthSpec> listener_auth;  // per listener, by index (missing: no overrides)
   auth::Options auth;                 // resolved by resolve_auth()
 };
@@ -55,7 +56,7 @@ Config parse_config(std::string_view toml, const std::string& source);
 
 // Resolves every listener's access control from [auth] and its own keys into
 // config.auth, applying the secure-by-default rule: a listener that has no
-// authentication (no password_file, no certificate identity) and no
+// authentication (no password_file, no certificate identity, no JWT) and no
 // allow_anonymous setting admits anonymous clients only on a loopback
 // address; on any other address petrel refuses to start (ConfigError saying
 // which listener and what to write). Call after command-line overrides.

@@ -28,20 +28,30 @@ struct AccessControl::Rules {
     bool certificate_identity = false;
     std::shared_ptr<const PasswordFile> passwords;
     std::shared_ptr<const AclFile> acl;
-    bool authenticates() const { return passwords != nullptr; }
+    bool jwt = false;
+    bool authenticates() const { return passwords != nullptr || jwt; }
   };
   std::vector<Policy> policies;  // options_.listeners in order, then the [auth] defaults
   std::map<std::string, std::size_t, std::less<>> by_listener;
+  std::shared_ptr<const JwtVerifier> jwt;  // [auth.jwt], every listener
   std::uint64_t generation = 0;
+};
+
+// The ACL claims of a connection's token: a source of its own, asked before
+// the ACL file.
+struct ClaimRules {
+  RuleTree publish;
+  RuleTree subscribe;
 };
 
 // What an accepted connection carries for its checks.
 struct AccessControl::Context final : broker::AuthContext {
-  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password };
+  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password, Jwt };
   std::size_t policy = 0;
   std::uint64_t generation = 0;  // of the snapshot it was authenticated with
   How how = How::Anonymous;
   std::string credential;  // the password file's hash field, to notice it change on reload
+  std::shared_ptr<const ClaimRules> claims;  // a token's ACL claims, if it had any
   // Re-checked once per snapshot after a reload.
   mutable std::atomic<std::uint64_t> checked{0};
   mutable std::atomic<bool> revoked{false};
@@ -49,9 +59,10 @@ struct AccessControl::Context final : broker::AuthContext {
 
 struct AccessControl::Counters {
   std::atomic<std::uint64_t> accepted_anonymous{0}, accepted_unverified{0}, accepted_certificate{0},
-      accepted_password{0};
+      accepted_password{0}, accepted_jwt{0};
   std::atomic<std::uint64_t> refused_anonymous{0}, refused_unknown_user{0}, refused_bad_password{0},
-      refused_no_user{0};
+      refused_no_user{0}, refused_jwt_invalid{0}, refused_jwt_expired{0}, refused_jwt_not_yet_valid{0},
+      refused_jwt_claim{0};
   std::atomic<std::uint64_t> denied_publish{0}, denied_subscribe{0}, denied_receive{0}, denied_revoked{0};
   std::atomic<std::uint64_t> reloads{0}, reload_errors{0};
 };
@@ -97,6 +108,10 @@ std::shared_ptr<const AccessControl::Rules> AccessControl::build() const {
     rules->policies.push_back(policy(l));
   }
   rules->policies.push_back(policy(options_.defaults));
+  if (options_.jwt.enabled()) {
+    rules->jwt = std::make_shared<const JwtVerifier>(options_.jwt);
+    for (auto& p : rules->policies) p.jwt = true;
+  }
   rules->generation = next_generation.fetch_add(1);
   return rules;
 }
@@ -138,9 +153,11 @@ const AccessControl::Rules& AccessControl::current() const {
   return *cache.rules;
 }
 
-std::size_t AccessControl::policy_of(const Rules& r, const ClientIdentity& who, bool& revoked) const {
+std::size_t AccessControl::policy_of(const Rules& r, const ClientIdentity& who, bool& revoked,
+                                     const Context*& context) const {
   revoked = false;
-  if (const auto* ctx = dynamic_cast<const Context*>(who.auth.get())) {
+  context = dynamic_cast<const Context*>(who.auth.get());
+  if (const Context* ctx = context) {
     if (ctx->generation != r.generation && ctx->how == Context::How::Password) {
       // After a reload: is the password this client was let in with still the user's?
       if (ctx->checked.load(std::memory_order_acquire) != r.generation) {
@@ -183,10 +200,14 @@ void AccessControl::log_refusal(const std::string& line) {
 ConnectDecision AccessControl::refuse(const ClientIdentity& who, ReasonCode code, std::string_view label,
                                       std::string why) {
   auto& c = *counters_;
-  add(label == "anonymous"      ? c.refused_anonymous
-      : label == "unknown_user" ? c.refused_unknown_user
-      : label == "bad_password" ? c.refused_bad_password
-                                : c.refused_no_user);
+  add(label == "anonymous"            ? c.refused_anonymous
+      : label == "unknown_user"       ? c.refused_unknown_user
+      : label == "bad_password"       ? c.refused_bad_password
+      : label == "jwt_invalid"        ? c.refused_jwt_invalid
+      : label == "jwt_expired"        ? c.refused_jwt_expired
+      : label == "jwt_not_yet_valid"  ? c.refused_jwt_not_yet_valid
+      : label == "jwt_claim_mismatch" ? c.refused_jwt_claim
+                                      : c.refused_no_user);
   log_refusal(fmt::format("authentication refused: listener={} peer={} id={} user={} reason={}", who.listener,
                           who.peer, who.client_id, who.username ? *who.username : std::string("(none)"), why));
   ConnectDecision d;
@@ -244,6 +265,29 @@ std::optional<ConnectDecision> AccessControl::authenticate(const broker::Connect
       case PasswordFile::Result::UnknownUser: break;
     }
   }
+  if (r.jwt && request.password && JwtVerifier::looks_like_token(*request.password)) {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+    auto result = r.jwt->verify(*request.password, who.username, who.client_id, now);
+    if (result.grant) {
+      if (result.grant->has_acl) {
+        auto claims = std::make_shared<ClaimRules>();
+        // Filters that are not valid topic filters grant nothing.
+        for (const auto& f : result.grant->publish)
+          if (mqtt::valid_topic_filter(f)) claims->publish.add(f, kWrite);
+        for (const auto& f : result.grant->subscribe)
+          if (mqtt::valid_topic_filter(f)) claims->subscribe.add(f, kRead);
+        ctx->claims = std::move(claims);
+      }
+      return accept(Context::How::Jwt, c.accepted_jwt);
+    }
+    using F = JwtVerifier::Failure;
+    const char* label = result.failure == F::Expired         ? "jwt_expired"
+                        : result.failure == F::NotYetValid   ? "jwt_not_yet_valid"
+                        : result.failure == F::ClaimMismatch ? "jwt_claim_mismatch"
+                                                             : "jwt_invalid";
+    return refuse(who, ReasonCode::BadUserNameOrPassword, label, result.why);
+  }
   if (!who.username) return refuse(who, ReasonCode::BadUserNameOrPassword, "no_user", "a password but no user name");
   return refuse(who, ReasonCode::BadUserNameOrPassword, "unknown_user", "unknown user");
 }
@@ -253,13 +297,23 @@ std::optional<ConnectDecision> AccessControl::authenticate(const broker::Connect
 bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter) {
   const Rules& r = current();
   bool revoked = false;
-  const std::size_t index = policy_of(r, who, revoked);
+  const Context* ctx = nullptr;
+  const std::size_t index = policy_of(r, who, revoked, ctx);
   if (revoked) {
     add(counters_->denied_revoked);
     return false;
   }
   const Rules::Policy& p = r.policies[index];
-  if (!p.acl) return true;
+  // The sources, in order: the token's ACL claims, then the ACL file. The
+  // first that decides, decides; if none does, the answer is no, unless
+  // there was no source at all.
+  const ClaimRules* claims = ctx ? ctx->claims.get() : nullptr;
+  if (claims) {
+    const RuleTree& tree = access == kWrite ? claims->publish : claims->subscribe;
+    const Decision d = filter ? tree.check_filter(topic, access) : tree.check_topic(topic, access);
+    if (d != Decision::NoMatch) return d == Decision::Allow;
+  }
+  if (!p.acl) return claims == nullptr;
   const Subject subject{who.client_id, who.username ? &*who.username : nullptr};
   const Decision d = filter ? p.acl->check_filter(subject, topic, access) : p.acl->check_topic(subject, topic, access);
   return d == Decision::Allow;
@@ -293,6 +347,11 @@ std::vector<std::pair<std::string, std::uint64_t>> AccessControl::metrics() cons
       {"auth/connect/accepted/unverified_user", get(c.accepted_unverified)},
       {"auth/connect/accepted/certificate", get(c.accepted_certificate)},
       {"auth/connect/accepted/password", get(c.accepted_password)},
+      {"auth/connect/accepted/jwt", get(c.accepted_jwt)},
+      {"auth/connect/refused/jwt_invalid", get(c.refused_jwt_invalid)},
+      {"auth/connect/refused/jwt_expired", get(c.refused_jwt_expired)},
+      {"auth/connect/refused/jwt_not_yet_valid", get(c.refused_jwt_not_yet_valid)},
+      {"auth/connect/refused/jwt_claim_mismatch", get(c.refused_jwt_claim)},
       {"auth/connect/refused/anonymous", get(c.refused_anonymous)},
       {"auth/connect/refused/unknown_user", get(c.refused_unknown_user)},
       {"auth/connect/refused/bad_password", get(c.refused_bad_password)},

@@ -20,9 +20,11 @@
 //
 // Connect decisions: a certificate identity is accepted as is; a client
 // with neither user name nor password is anonymous (allow_anonymous
-// decides, 0x87 otherwise); otherwise the sources are asked in order, each
-// answering allow, deny or ignore, and if none decides the answer is 0x86,
-// the same for an unknown user as for a wrong password. A listener with no
+// decides, 0x87 otherwise); otherwise the sources are asked in order (the
+// password file, then a JSON Web Token), each answering allow, deny or
+// ignore, and if none decides the answer is 0x86, the same for an unknown
+// user as for a wrong password. A token's ACL claims are kept in the
+// connection's Context and asked before the ACL file. A listener with no
 // authentication source at all takes the user name unverified (as
 // Mosquitto does) if it admits anonymous clients. Every refusal is logged
 // with its true reason, rate-limited, and counted.
@@ -73,7 +75,8 @@ class AccessControl final : public broker::Authorizer {
   const Rules& current() const;
   std::shared_ptr<const Rules> build() const;
   // The policy index of `who` in `r`, and whether its credential is still valid.
-  std::size_t policy_of(const Rules& r, const broker::ClientIdentity& who, bool& revoked) const;
+  std::size_t policy_of(const Rules& r, const broker::ClientIdentity& who, bool& revoked,
+                        const Context*& context) const;
   bool permitted(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter);
   broker::ConnectDecision refuse(const broker::ClientIdentity& who, mqtt::ReasonCode code, std::string_view label,
                                  std::string why);

@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "auth/jwt.hpp"
+
 namespace petrel::auth {
 
 struct PolicyOptions {
@@ -25,12 +27,14 @@ struct Options {
   // listener is no longer configured.
   PolicyOptions defaults;
   std::vector<PolicyOptions> listeners;
+  // [auth.jwt]: tokens as passwords, on every listener.
+  JwtSettings jwt;
   // Refusals logged per second at most (then "N similar suppressed").
   unsigned log_per_second = 20;
 
-  // Whether any listener reads an ACL (else no delivery is ever checked).
+  // Whether any ACL source exists (else no delivery is ever checked).
   bool any_acl() const {
-    if (!defaults.acl_file.empty()) return true;
+    if (!defaults.acl_file.empty() || (jwt.enabled() && jwt.acl_claims)) return true;
     for (const auto& l : listeners)
       if (!l.acl_file.empty()) return true;
     return false;
