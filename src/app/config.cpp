@@ -1,5 +1,9 @@
 #include "app/config.hpp"
 
+#include <fmt/ranges.h>
+
+#include "auth/http_client.hpp"
+
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
@@ -193,6 +197,52 @@ class Parser {
     return a;
   }
 
+  std::vector<std::string> sources(const toml::table& t, std::string_view key,
+                                   std::initializer_list<std::string_view> allowed) const {
+    std::vector<std::string> out;
+    const toml::node* n = t.get(key);
+    if (!n) return out;
+    const auto* arr = n->as_array();
+    const std::string list = fmt::format("{}", fmt::join(allowed, ", "));
+    if (!arr) fail(*n, fmt::format("'{}' must be an array of source names ({})", key, list));
+    for (const auto& e : *arr) {
+      const auto v = e.value<std::string>();
+      bool ok = false;
+      for (auto a : allowed) ok = ok || (v && *v == a);
+      if (!ok) fail(e, fmt::format("'{}' lists '{}': the sources are {}", key, v.value_or("?"), list));
+      for (const auto& seen : out)
+        if (seen == *v) fail(e, fmt::format("'{}' lists '{}' twice", key, *v));
+      out.push_back(*v);
+    }
+    return out;
+  }
+
+  auth::HttpSettings http(const toml::table& t) const {
+    known_keys(t, "[auth.http]",
+               {"url", "acl_url", "timeout", "cache_ttl", "cache_size", "max_connections", "ca_file"});
+    auth::HttpSettings h;
+    for (const char* key : {"url", "acl_url"}) {
+      std::string& v = std::string_view(key) == "url" ? h.url : h.acl_url;
+      string(t, key, v);
+      if (v.empty()) continue;
+      try {
+        (void)auth::HttpTarget::parse(v);
+      } catch (const std::invalid_argument& e) {
+        fail(*t.get(key), e.what());
+      }
+    }
+    if (!h.enabled()) fail(t, "[auth.http] needs 'url' (authentication) or 'acl_url' (ACL) or both");
+    std::int64_t ms = h.timeout.count(), ttl = h.cache_ttl.count();
+    integer(t, "timeout", ms, 1, 600'000);
+    integer(t, "cache_ttl", ttl, 0, 86'400);
+    h.timeout = std::chrono::milliseconds(ms);
+    h.cache_ttl = std::chrono::seconds(ttl);
+    integer(t, "cache_size", h.cache_size, 16, 100'000'000);
+    integer(t, "max_connections", h.max_connections, 1, 1000);
+    string(t, "ca_file", h.ca_file);
+    return h;
+  }
+
   auth::JwtSettings jwt(const toml::node& node, const toml::table& t) const {
     known_keys(t, "[auth.jwt]",
                {"algorithm", "secret", "secret_file", "public_key_file", "claim", "claim_equals", "require_exp",
@@ -304,9 +354,21 @@ class Parser {
           if (const toml::node* n = s->get(key)) fail(*n, fmt::format("'{}' applies to type = \"sqlite\" only", key));
     }
     if (auto* a = table(root, "auth")) {
-      known_keys(*a, "[auth]", {"allow_anonymous", "password_file", "acl_file", "jwt"});
+      known_keys(*a, "[auth]",
+                 {"allow_anonymous", "password_file", "acl_file", "jwt", "http", "authentication", "authorization"});
       c.auth_spec = auth_spec(*a, *a);
       if (auto* j = table(*a, "jwt")) c.jwt = jwt(*a->get("jwt"), *j);
+      if (auto* h = table(*a, "http")) c.http = http(*h);
+      c.authentication = sources(*a, "authentication", {"password_file", "jwt", "http"});
+      c.authorization = sources(*a, "authorization", {"claims", "acl_file", "http"});
+      for (const auto& name : c.authentication)
+        if (name == "http" && c.http.url.empty())
+          fail(*a->get("authentication"), "'http' in 'authentication' needs [auth.http] url");
+        else if (name == "jwt" && !c.jwt.enabled())
+          fail(*a->get("authentication"), "'jwt' in 'authentication' needs [auth.jwt]");
+      for (const auto& name : c.authorization)
+        if (name == "http" && c.http.acl_url.empty())
+          fail(*a->get("authorization"), "'http' in 'authorization' needs [auth.http] acl_url");
     }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});
@@ -342,6 +404,9 @@ void resolve_auth(Config& c) {
   c.auth.defaults.password_file = global.password_file.value_or("");
   c.auth.defaults.acl_file = global.acl_file.value_or("");
   c.auth.jwt = c.jwt;
+  c.auth.http = c.http;
+  c.auth.authentication = c.authentication;
+  c.auth.authorization = c.authorization;
   for (std::size_t i = 0; i < c.server.listeners.size(); ++i) {
     const net::ListenerSpec& l = c.server.listeners[i];
     const AuthSpec own = i < c.listener_auth.size() ? c.listener_auth[i] : AuthSpec{};
@@ -351,7 +416,8 @@ void resolve_auth(Config& c) {
     p.acl_file = own.acl_file ? *own.acl_file : c.auth.defaults.acl_file;
     p.certificate_identity = l.tls.identity_as_username != net::IdentitySource::None &&
                              (l.type == "tls" || l.type == "wss");
-    const bool authenticates = !p.password_file.empty() || p.certificate_identity || c.jwt.enabled();
+    const bool authenticates =
+        !p.password_file.empty() || p.certificate_identity || c.jwt.enabled() || !c.http.url.empty();
     if (auto allow = own.allow_anonymous ? own.allow_anonymous : global.allow_anonymous) {
       p.allow_anonymous = *allow;
     } else if (authenticates) {

@@ -36,6 +36,8 @@ struct Config {
   StoreOptions store;
   AuthSpec auth_spec;                 // [auth]
   auth::JwtSettings jwt;              // [auth.jwt]
+  auth::HttpSettings http;            // [auth.http]
+  std::vector<std::string> authentication, authorization;  // [auth] source orders
   std::vector<AuthSpec> listener_auth;  // per listener, by index (missing: no overrides)
   auth::Options auth;                 // resolved by resolve_auth()
 };

@@ -3,8 +3,12 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <set>
+#include <shared_mutex>
+#include <unordered_map>
 
 #include "auth/file_error.hpp"
 #include "mqtt/topic.hpp"
@@ -12,6 +16,7 @@
 namespace petrel::auth {
 
 using broker::ClientIdentity;
+using Clock = std::chrono::steady_clock;
 using broker::ConnectDecision;
 using mqtt::ReasonCode;
 
@@ -29,7 +34,8 @@ struct AccessControl::Rules {
     std::shared_ptr<const PasswordFile> passwords;
     std::shared_ptr<const AclFile> acl;
     bool jwt = false;
-    bool authenticates() const { return passwords != nullptr || jwt; }
+    bool http = false;
+    bool authenticates() const { return passwords != nullptr || jwt || http; }
   };
   std::vector<Policy> policies;  // options_.listeners in order, then the [auth] defaults
   std::map<std::string, std::size_t, std::less<>> by_listener;
@@ -46,7 +52,7 @@ struct ClaimRules {
 
 // What an accepted connection carries for its checks.
 struct AccessControl::Context final : broker::AuthContext {
-  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password, Jwt };
+  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password, Jwt, Http };
   std::size_t policy = 0;
   std::uint64_t generation = 0;  // of the snapshot it was authenticated with
   How how = How::Anonymous;
@@ -59,10 +65,11 @@ struct AccessControl::Context final : broker::AuthContext {
 
 struct AccessControl::Counters {
   std::atomic<std::uint64_t> accepted_anonymous{0}, accepted_unverified{0}, accepted_certificate{0},
-      accepted_password{0}, accepted_jwt{0};
+      accepted_password{0}, accepted_jwt{0}, accepted_http{0};
   std::atomic<std::uint64_t> refused_anonymous{0}, refused_unknown_user{0}, refused_bad_password{0},
       refused_no_user{0}, refused_jwt_invalid{0}, refused_jwt_expired{0}, refused_jwt_not_yet_valid{0},
-      refused_jwt_claim{0};
+      refused_jwt_claim{0}, refused_http_denied{0}, refused_http_error{0};
+  std::atomic<std::uint64_t> http_requests{0}, http_errors{0}, http_acl_misses{0};
   std::atomic<std::uint64_t> denied_publish{0}, denied_subscribe{0}, denied_receive{0}, denied_revoked{0};
   std::atomic<std::uint64_t> reloads{0}, reload_errors{0};
 };
@@ -77,6 +84,29 @@ AccessControl::AccessControl(Options options)
   checks_delivery_ = options_.any_acl();
   rules_ = build();
   generation_.store(rules_->generation, std::memory_order_release);
+  auto order = [](const std::vector<std::string>& names, std::vector<std::string> defaults) {
+    std::vector<Source> out;
+    for (const auto& n : names.empty() ? defaults : names)
+      out.push_back(n == "password_file" ? Source::PasswordFile
+                    : n == "jwt"         ? Source::Jwt
+                    : n == "http"        ? Source::Http
+                    : n == "claims"      ? Source::Claims
+                                         : Source::AclFile);
+    return out;
+  };
+  authentication_ = order(options_.authentication, {"password_file", "jwt", "http"});
+  authorization_ = order(options_.authorization, {"claims", "acl_file", "http"});
+  if (options_.http.enabled()) {
+    try {
+      http_ = std::make_unique<HttpClient>(HttpClient::Settings{options_.http.timeout, options_.http.max_connections,
+                                                                options_.http.ca_file});
+    } catch (const std::exception& e) {
+      throw FileError(options_.http.ca_file, 0, fmt::format("cannot load the CA file: {}", e.what()));
+    }
+    if (!options_.http.url.empty()) http_auth_ = HttpTarget::parse(options_.http.url);
+    if (!options_.http.acl_url.empty()) http_acl_ = HttpTarget::parse(options_.http.acl_url);
+    cache_ = std::make_unique<AnswerCache>(options_.http.cache_size);
+  }
 }
 
 AccessControl::~AccessControl() = default;
@@ -112,6 +142,8 @@ std::shared_ptr<const AccessControl::Rules> AccessControl::build() const {
     rules->jwt = std::make_shared<const JwtVerifier>(options_.jwt);
     for (auto& p : rules->policies) p.jwt = true;
   }
+  if (!options_.http.url.empty())
+    for (auto& p : rules->policies) p.http = true;
   rules->generation = next_generation.fetch_add(1);
   return rules;
 }
@@ -207,6 +239,8 @@ ConnectDecision AccessControl::refuse(const ClientIdentity& who, ReasonCode code
       : label == "jwt_expired"        ? c.refused_jwt_expired
       : label == "jwt_not_yet_valid"  ? c.refused_jwt_not_yet_valid
       : label == "jwt_claim_mismatch" ? c.refused_jwt_claim
+      : label == "http_denied"        ? c.refused_http_denied
+      : label == "http_error"         ? c.refused_http_error
                                       : c.refused_no_user);
   log_refusal(fmt::format("authentication refused: listener={} peer={} id={} user={} reason={}", who.listener,
                           who.peer, who.client_id, who.username ? *who.username : std::string("(none)"), why));
@@ -217,32 +251,109 @@ ConnectDecision AccessControl::refuse(const ClientIdentity& who, ReasonCode code
   return d;
 }
 
-std::optional<ConnectDecision> AccessControl::authenticate(const broker::ConnectRequest& request, Later) {
+// One CONNECT on its way through the authentication sources. A copy of what
+// the request refers to: an asynchronous source (HTTP) outlives the call.
+struct AccessControl::Attempt {
+  ClientIdentity who;
+  std::optional<std::string> password;
+  std::shared_ptr<Context> ctx;
+  Later later;
+};
+
+ConnectDecision AccessControl::accept(Attempt& a, int how) {
+  auto& c = *counters_;
+  a.ctx->how = static_cast<Context::How>(how);
+  switch (a.ctx->how) {
+    case Context::How::Anonymous: add(c.accepted_anonymous); break;
+    case Context::How::Unverified: add(c.accepted_unverified); break;
+    case Context::How::Certificate: add(c.accepted_certificate); break;
+    case Context::How::Password: add(c.accepted_password); break;
+    case Context::How::Jwt: add(c.accepted_jwt); break;
+    case Context::How::Http: add(c.accepted_http); break;
+  }
+  ConnectDecision d;
+  d.context = a.ctx;
+  return d;
+}
+
+namespace {
+// ACL lists a credential carried (a token's claims, the HTTP service's answer).
+std::shared_ptr<const ClaimRules> claim_rules(const std::vector<std::string>& publish,
+                                              const std::vector<std::string>& subscribe) {
+  auto claims = std::make_shared<ClaimRules>();
+  // Filters that are not valid topic filters grant nothing.
+  for (const auto& f : publish)
+    if (mqtt::valid_topic_filter(f)) claims->publish.add(f, kWrite);
+  for (const auto& f : subscribe)
+    if (mqtt::valid_topic_filter(f)) claims->subscribe.add(f, kRead);
+  return claims;
+}
+
+std::vector<std::string> json_strings(const nlohmann::json& j, const char* key) {
+  std::vector<std::string> out;
+  auto it = j.find(key);
+  if (it == j.end()) return out;
+  if (it->is_string()) out.push_back(it->get<std::string>());
+  if (it->is_array())
+    for (const auto& e : *it)
+      if (e.is_string()) out.push_back(e.get<std::string>());
+  return out;
+}
+
+// The service's answer: {"result": "allow" | "deny" | "ignore", ...}, status 200.
+std::optional<std::string> http_result(const HttpResponse& res, nlohmann::json& body, std::string& why) {
+  if (!res.ok) {
+    why = fmt::format("HTTP service: {}", res.error);
+    return std::nullopt;
+  }
+  if (res.status != 200) {
+    why = fmt::format("HTTP service answered status {}", res.status);
+    return std::nullopt;
+  }
+  try {
+    body = nlohmann::json::parse(res.body);
+  } catch (const nlohmann::json::exception&) {
+    why = "HTTP service: the answer is not JSON";
+    return std::nullopt;
+  }
+  const auto it = body.is_object() ? body.find("result") : body.end();
+  if (it == body.end() || !it->is_string() ||
+      (*it != "allow" && *it != "deny" && *it != "ignore")) {
+    why = "HTTP service: the answer has no result allow, deny or ignore";
+    return std::nullopt;
+  }
+  return it->get<std::string>();
+}
+
+std::string json_text(const nlohmann::json& j) {
+  // A password or a name need not be UTF-8: replace what is not, never throw.
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+}  // namespace
+
+std::optional<ConnectDecision> AccessControl::authenticate(const broker::ConnectRequest& request, Later later) {
   const Rules& r = current();
   const ClientIdentity& who = request.identity;
-  auto ctx = std::make_shared<Context>();
-  ctx->generation = r.generation;
-  ctx->checked.store(r.generation, std::memory_order_relaxed);
+  auto a = std::make_shared<Attempt>();
+  a->who = who;
+  a->password = request.password;
+  a->later = std::move(later);
+  a->ctx = std::make_shared<Context>();
+  auto& ctx = *a->ctx;
+  ctx.generation = r.generation;
+  ctx.checked.store(r.generation, std::memory_order_relaxed);
   if (auto it = r.by_listener.find(who.listener); it != r.by_listener.end()) {
-    ctx->policy = it->second;
+    ctx.policy = it->second;
   } else {
-    ctx->policy = r.policies.size() - 1;
+    ctx.policy = r.policies.size() - 1;
   }
-  const Rules::Policy& p = r.policies[ctx->policy];
-  auto& c = *counters_;
-  auto accept = [&](Context::How how, std::atomic<std::uint64_t>& counter) {
-    add(counter);
-    ctx->how = how;
-    ConnectDecision d;
-    d.context = ctx;
-    return d;
-  };
+  const Rules::Policy& p = r.policies[ctx.policy];
 
-  if (who.username_from_certificate) return accept(Context::How::Certificate, c.accepted_certificate);
+  if (who.username_from_certificate) return accept(*a, static_cast<int>(Context::How::Certificate));
   // On a certificate-identity listener a client without a certificate has no
   // user name whatever its CONNECT says: it is anonymous.
   if ((!who.username && !request.password) || p.certificate_identity) {
-    if (p.allow_anonymous) return accept(Context::How::Anonymous, c.accepted_anonymous);
+    if (p.allow_anonymous) return accept(*a, static_cast<int>(Context::How::Anonymous));
     return refuse(who, ReasonCode::NotAuthorized, "anonymous",
                   p.certificate_identity ? "no client certificate, and anonymous clients are not allowed"
                                          : "anonymous clients are not allowed on this listener");
@@ -250,43 +361,82 @@ std::optional<ConnectDecision> AccessControl::authenticate(const broker::Connect
   if (!p.authenticates()) {
     // Nothing here can check a user name: it is taken as given, like an
     // anonymous client's.
-    if (p.allow_anonymous) return accept(Context::How::Unverified, c.accepted_unverified);
+    if (p.allow_anonymous) return accept(*a, static_cast<int>(Context::How::Unverified));
     return refuse(who, ReasonCode::NotAuthorized, "anonymous",
                   "no password_file on this listener to check the user name, and anonymous clients are not allowed");
   }
-  if (p.passwords && who.username) {
-    switch (p.passwords->check(*who.username, request.password.value_or(std::string()))) {
-      case PasswordFile::Result::Match:
-        ctx->credential = p.passwords->find(*who.username)->encoded;
-        return accept(Context::How::Password, c.accepted_password);
-      case PasswordFile::Result::Mismatch:
-        return refuse(who, ReasonCode::BadUserNameOrPassword, "bad_password",
-                      request.password ? "wrong password" : "no password");
-      case PasswordFile::Result::UnknownUser: break;
-    }
-  }
-  if (r.jwt && request.password && JwtVerifier::looks_like_token(*request.password)) {
-    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
-                         std::chrono::system_clock::now().time_since_epoch()).count();
-    auto result = r.jwt->verify(*request.password, who.username, who.client_id, now);
-    if (result.grant) {
-      if (result.grant->has_acl) {
-        auto claims = std::make_shared<ClaimRules>();
-        // Filters that are not valid topic filters grant nothing.
-        for (const auto& f : result.grant->publish)
-          if (mqtt::valid_topic_filter(f)) claims->publish.add(f, kWrite);
-        for (const auto& f : result.grant->subscribe)
-          if (mqtt::valid_topic_filter(f)) claims->subscribe.add(f, kRead);
-        ctx->claims = std::move(claims);
+  return run_sources(a, 0);
+}
+
+std::optional<ConnectDecision> AccessControl::run_sources(const std::shared_ptr<Attempt>& a, std::size_t from) {
+  const Rules& r = current();
+  const Rules::Policy& p = r.policies[a->ctx->policy];
+  const ClientIdentity& who = a->who;
+  for (std::size_t i = from; i < authentication_.size(); ++i) {
+    switch (authentication_[i]) {
+      case Source::PasswordFile: {
+        if (!p.passwords || !who.username) break;
+        switch (p.passwords->check(*who.username, a->password.value_or(std::string()))) {
+          case PasswordFile::Result::Match:
+            a->ctx->credential = p.passwords->find(*who.username)->encoded;
+            return accept(*a, static_cast<int>(Context::How::Password));
+          case PasswordFile::Result::Mismatch:
+            return refuse(who, ReasonCode::BadUserNameOrPassword, "bad_password",
+                          a->password ? "wrong password" : "no password");
+          case PasswordFile::Result::UnknownUser: break;
+        }
+        break;
       }
-      return accept(Context::How::Jwt, c.accepted_jwt);
+      case Source::Jwt: {
+        if (!r.jwt || !a->password || !JwtVerifier::looks_like_token(*a->password)) break;
+        const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+        auto result = r.jwt->verify(*a->password, who.username, who.client_id, now);
+        if (result.grant) {
+          if (result.grant->has_acl) a->ctx->claims = claim_rules(result.grant->publish, result.grant->subscribe);
+          return accept(*a, static_cast<int>(Context::How::Jwt));
+        }
+        using F = JwtVerifier::Failure;
+        const char* label = result.failure == F::Expired         ? "jwt_expired"
+                            : result.failure == F::NotYetValid   ? "jwt_not_yet_valid"
+                            : result.failure == F::ClaimMismatch ? "jwt_claim_mismatch"
+                                                                 : "jwt_invalid";
+        return refuse(who, ReasonCode::BadUserNameOrPassword, label, result.why);
+      }
+      case Source::Http: {
+        if (!http_ || !http_auth_) break;
+        nlohmann::json body = {{"clientid", who.client_id},
+                               {"username", who.username ? nlohmann::json(*who.username) : nlohmann::json()},
+                               {"password", a->password ? nlohmann::json(*a->password) : nlohmann::json()},
+                               {"peer", who.peer},
+                               {"listener", who.listener},
+                               {"protocol", std::string(mqtt::to_string(who.version))}};
+        add(counters_->http_requests);
+        // The connection waits (its CONNECT deadline still runs); the loop does not.
+        http_->post(*http_auth_, json_text(body), [this, a, i](HttpResponse res) {
+          nlohmann::json answer;
+          std::string why;
+          const auto result = http_result(res, answer, why);
+          std::optional<ConnectDecision> d;
+          if (!result) {
+            add(counters_->http_errors);
+            d = refuse(a->who, ReasonCode::BadUserNameOrPassword, "http_error", why);
+          } else if (*result == "allow") {
+            if (answer.contains("acl") && answer["acl"].is_object())
+              a->ctx->claims = claim_rules(json_strings(answer["acl"], "publish"), json_strings(answer["acl"], "subscribe"));
+            d = accept(*a, static_cast<int>(Context::How::Http));
+          } else if (*result == "deny") {
+            d = refuse(a->who, ReasonCode::BadUserNameOrPassword, "http_denied", "HTTP service: deny");
+          } else {
+            d = run_sources(a, i + 1);  // ignore: the next source (HTTP appears once, so this answers now)
+          }
+          if (d) a->later(std::move(*d));
+        });
+        return std::nullopt;
+      }
+      case Source::Claims:
+      case Source::AclFile: break;  // authorization sources
     }
-    using F = JwtVerifier::Failure;
-    const char* label = result.failure == F::Expired         ? "jwt_expired"
-                        : result.failure == F::NotYetValid   ? "jwt_not_yet_valid"
-                        : result.failure == F::ClaimMismatch ? "jwt_claim_mismatch"
-                                                             : "jwt_invalid";
-    return refuse(who, ReasonCode::BadUserNameOrPassword, label, result.why);
   }
   if (!who.username) return refuse(who, ReasonCode::BadUserNameOrPassword, "no_user", "a password but no user name");
   return refuse(who, ReasonCode::BadUserNameOrPassword, "unknown_user", "unknown user");
@@ -294,7 +444,116 @@ std::optional<ConnectDecision> AccessControl::authenticate(const broker::Connect
 
 // ------------------------------------------------------ publish, subscribe --
 
-bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter) {
+// A sharded map of the HTTP service's ACL answers, each valid until its
+// expiry. Readers take a shard's shared lock; a miss or an expired answer
+// makes the caller fetch (once: the entry is marked while the request is
+// out), and until the answer arrives the last known answer stands (none:
+// refused).
+class AccessControl::AnswerCache {
+ public:
+  explicit AnswerCache(std::size_t capacity) : per_shard_(std::max<std::size_t>(1, capacity / kShards)) {}
+
+  struct Lookup {
+    std::optional<Decision> answer;
+    bool fetch = false;
+  };
+  Lookup get(const std::string& key, Clock::time_point now) {
+    Shard& s = shard(key);
+    {
+      std::shared_lock lock(s.mutex);
+      auto it = s.map.find(key);
+      if (it != s.map.end() && it->second.known && now < it->second.expires) return {it->second.answer, false};
+    }
+    std::unique_lock lock(s.mutex);
+    auto it = s.map.find(key);
+    if (it == s.map.end()) {
+      make_room(s, now);
+      s.map.emplace(key, Entry{Decision::Deny, false, true, now});
+      return {std::nullopt, true};
+    }
+    Entry& e = it->second;
+    const std::optional<Decision> known = e.known ? std::optional<Decision>(e.answer) : std::nullopt;
+    if (e.known && now < e.expires) return {known, false};
+    if (e.fetching) return {known, false};
+    e.fetching = true;
+    return {known, true};
+  }
+
+  void put(const std::string& key, Decision answer, Clock::time_point expires) {
+    Shard& s = shard(key);
+    std::unique_lock lock(s.mutex);
+    s.map[key] = Entry{answer, true, false, expires};
+  }
+
+ private:
+  struct Entry {
+    Decision answer;
+    bool known;
+    bool fetching;
+    Clock::time_point expires;
+  };
+  struct Shard {
+    std::shared_mutex mutex;
+    std::unordered_map<std::string, Entry> map;
+  };
+  static constexpr std::size_t kShards = 16;
+  Shard& shard(const std::string& key) { return shards_[std::hash<std::string>{}(key) % kShards]; }
+  void make_room(Shard& s, Clock::time_point now) {
+    if (s.map.size() < per_shard_) return;
+    std::erase_if(s.map, [&](const auto& kv) { return !kv.second.fetching && kv.second.expires <= now; });
+    for (auto it = s.map.begin(); s.map.size() >= per_shard_ && it != s.map.end();)
+      it = it->second.fetching ? std::next(it) : s.map.erase(it);
+  }
+  std::array<Shard, kShards> shards_;
+  std::size_t per_shard_;
+};
+
+Decision AccessControl::http_acl(const ClientIdentity& who, std::string_view topic, std::uint8_t access) {
+  const bool write = access == kWrite;
+  std::string key;
+  key.reserve(who.listener.size() + who.client_id.size() + topic.size() + 32);
+  key.append(who.listener).push_back('\0');
+  if (who.username) {
+    key.push_back('u');
+    key.append(*who.username);
+  }
+  key.push_back('\0');
+  key.append(who.client_id).push_back('\0');
+  key.push_back(write ? 'p' : 's');
+  key.append(topic);
+  const auto now = Clock::now();
+  auto found = cache_->get(key, now);
+  if (!found.answer) add(counters_->http_acl_misses);
+  if (found.fetch) {
+    nlohmann::json body = {{"clientid", who.client_id},
+                           {"username", who.username ? nlohmann::json(*who.username) : nlohmann::json()},
+                           {"peer", who.peer},
+                           {"listener", who.listener},
+                           {"topic", std::string(topic)},
+                           {"action", write ? "publish" : "subscribe"}};
+    add(counters_->http_requests);
+    http_->post(*http_acl_, json_text(body), [this, key = std::move(key)](HttpResponse res) {
+      nlohmann::json answer;
+      std::string why;
+      const auto result = http_result(res, answer, why);
+      const auto now = Clock::now();
+      if (!result) {
+        // Refused for a short while: a dead service is not asked again for every message.
+        add(counters_->http_errors);
+        spdlog::debug("HTTP ACL request failed: {}", why);
+        cache_->put(key, Decision::Deny, now + std::min<Clock::duration>(options_.http.cache_ttl, std::chrono::seconds(5)));
+        return;
+      }
+      const Decision d = *result == "allow" ? Decision::Allow : *result == "deny" ? Decision::Deny : Decision::NoMatch;
+      cache_->put(key, d, now + options_.http.cache_ttl);
+    });
+  }
+  // Not known yet: refused now (fail closed); the answer, once in, decides the next time.
+  return found.answer.value_or(Decision::Deny);
+}
+
+bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter,
+                              bool delivery) {
   const Rules& r = current();
   bool revoked = false;
   const Context* ctx = nullptr;
@@ -304,23 +563,44 @@ bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic,
     return false;
   }
   const Rules::Policy& p = r.policies[index];
-  // The sources, in order: the token's ACL claims, then the ACL file. The
-  // first that decides, decides; if none does, the answer is no, unless
-  // there was no source at all.
+  // The sources, in the configured order; the first that decides, decides.
+  // If none does, the answer is no, unless this client has no source at all.
   const ClaimRules* claims = ctx ? ctx->claims.get() : nullptr;
-  if (claims) {
-    const RuleTree& tree = access == kWrite ? claims->publish : claims->subscribe;
-    const Decision d = filter ? tree.check_filter(topic, access) : tree.check_topic(topic, access);
+  bool any = false;
+  for (const Source source : authorization_) {
+    Decision d = Decision::NoMatch;
+    switch (source) {
+      case Source::Claims:
+        if (!claims) continue;
+        any = true;
+        {
+          const RuleTree& tree = access == kWrite ? claims->publish : claims->subscribe;
+          d = filter ? tree.check_filter(topic, access) : tree.check_topic(topic, access);
+        }
+        break;
+      case Source::AclFile: {
+        if (!p.acl) continue;
+        any = true;
+        const Subject subject{who.client_id, who.username ? &*who.username : nullptr};
+        d = filter ? p.acl->check_filter(subject, topic, access) : p.acl->check_topic(subject, topic, access);
+        break;
+      }
+      case Source::Http:
+        if (!http_acl_) continue;
+        any = true;
+        // A delivery belongs to a subscription the service allowed at
+        // SUBSCRIBE: it is not asked again per message.
+        d = delivery ? Decision::Allow : http_acl(who, topic, access);
+        break;
+      default: continue;
+    }
     if (d != Decision::NoMatch) return d == Decision::Allow;
   }
-  if (!p.acl) return claims == nullptr;
-  const Subject subject{who.client_id, who.username ? &*who.username : nullptr};
-  const Decision d = filter ? p.acl->check_filter(subject, topic, access) : p.acl->check_topic(subject, topic, access);
-  return d == Decision::Allow;
+  return !any;
 }
 
 bool AccessControl::may_publish(const ClientIdentity& who, std::string_view topic, std::uint8_t, bool) {
-  if (permitted(who, topic, kWrite, false)) return true;
+  if (permitted(who, topic, kWrite, false, false)) return true;
   add(counters_->denied_publish);
   return false;
 }
@@ -329,13 +609,13 @@ bool AccessControl::may_subscribe(const ClientIdentity& who, std::string_view fi
   // A shared subscription is judged by the filter it shares.
   std::string_view inner = filter;
   if (auto shared = mqtt::parse_shared(filter)) inner = shared->filter;
-  if (permitted(who, inner, kRead, true)) return true;
+  if (permitted(who, inner, kRead, true, false)) return true;
   add(counters_->denied_subscribe);
   return false;
 }
 
 bool AccessControl::may_receive(const ClientIdentity& who, const broker::Message& message) {
-  if (permitted(who, message.topic(), kRead, false)) return true;
+  if (permitted(who, message.topic(), kRead, false, true)) return true;
   add(counters_->denied_receive);
   return false;
 }
@@ -352,6 +632,13 @@ std::vector<std::pair<std::string, std::uint64_t>> AccessControl::metrics() cons
       {"auth/connect/refused/jwt_expired", get(c.refused_jwt_expired)},
       {"auth/connect/refused/jwt_not_yet_valid", get(c.refused_jwt_not_yet_valid)},
       {"auth/connect/refused/jwt_claim_mismatch", get(c.refused_jwt_claim)},
+      {"auth/connect/accepted/http", get(c.accepted_http)},
+      {"auth/connect/refused/http_denied", get(c.refused_http_denied)},
+      {"auth/connect/refused/http_error", get(c.refused_http_error)},
+      {"auth/http/requests", get(c.http_requests)},
+      {"auth/http/errors", get(c.http_errors)},
+      {"auth/http/acl_cache_misses", get(c.http_acl_misses)},
+      {"auth/http/connections_opened", http_ ? http_->connections_opened() : 0},
       {"auth/connect/refused/anonymous", get(c.refused_anonymous)},
       {"auth/connect/refused/unknown_user", get(c.refused_unknown_user)},
       {"auth/connect/refused/bad_password", get(c.refused_bad_password)},

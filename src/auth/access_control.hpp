@@ -21,10 +21,20 @@
 // Connect decisions: a certificate identity is accepted as is; a client
 // with neither user name nor password is anonymous (allow_anonymous
 // decides, 0x87 otherwise); otherwise the sources are asked in order (the
-// password file, then a JSON Web Token), each answering allow, deny or
+// password file, a JSON Web Token, the operator's HTTP service; [auth]
+// authentication = [...] orders them), each answering allow, deny or
 // ignore, and if none decides the answer is 0x86, the same for an unknown
-// user as for a wrong password. A token's ACL claims are kept in the
-// connection's Context and asked before the ACL file. A listener with no
+// user as for a wrong password. Only the HTTP source answers later: the
+// request goes out on the HTTP client's thread, the connection waits, its
+// event loop does not. ACL lists a credential carries (a token's claims, the
+// HTTP service's answer) are kept in the connection's Context.
+//
+// Authorization asks, in order ([auth] authorization = [...]), those ACL
+// lists, the ACL file and the HTTP service's ACL answers. The publish and
+// subscribe paths cannot wait: an HTTP answer is taken from a cache (TTL);
+// a miss is refused now and fetched in the background, so the next attempt
+// is decided by the service. Deliveries are not asked of the service: a
+// subscription it allowed delivers what matches it. A listener with no
 // authentication source at all takes the user name unverified (as
 // Mosquitto does) if it admits anonymous clients. Every refusal is logged
 // with its true reason, rate-limited, and counted.
@@ -39,6 +49,7 @@
 #include <vector>
 
 #include "auth/acl.hpp"
+#include "auth/http_client.hpp"
 #include "auth/options.hpp"
 #include "auth/password_file.hpp"
 #include "broker/authorizer.hpp"
@@ -69,15 +80,25 @@ class AccessControl final : public broker::Authorizer {
 
   struct Rules;
   struct Context;
+  struct Attempt;
+  class AnswerCache;
 
  private:
+  enum class Source : std::uint8_t { PasswordFile, Jwt, Http, Claims, AclFile };
   // The calling thread's copy of the current snapshot.
   const Rules& current() const;
   std::shared_ptr<const Rules> build() const;
   // The policy index of `who` in `r`, and whether its credential is still valid.
   std::size_t policy_of(const Rules& r, const broker::ClientIdentity& who, bool& revoked,
                         const Context*& context) const;
-  bool permitted(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter);
+  bool permitted(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter,
+                 bool delivery);
+  // The authentication sources from `from` on; nullopt: an HTTP request is
+  // out and will call attempt->later.
+  std::optional<broker::ConnectDecision> run_sources(const std::shared_ptr<Attempt>& attempt, std::size_t from);
+  broker::ConnectDecision accept(Attempt& attempt, int how);
+  // The HTTP service's cached ACL answer (fetched in the background when missing or stale).
+  Decision http_acl(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access);
   broker::ConnectDecision refuse(const broker::ClientIdentity& who, mqtt::ReasonCode code, std::string_view label,
                                  std::string why);
   void log_refusal(const std::string& line);
@@ -90,11 +111,19 @@ class AccessControl final : public broker::Authorizer {
 
   struct Counters;
   std::unique_ptr<Counters> counters_;
+  std::vector<Source> authentication_;
+  std::vector<Source> authorization_;
+  std::optional<HttpTarget> http_auth_;
+  std::optional<HttpTarget> http_acl_;
+  std::unique_ptr<AnswerCache> cache_;
 
   // Log rate limit (guarded by mutex_).
   std::chrono::steady_clock::time_point log_window_{};
   unsigned logged_in_window_ = 0;
   std::uint64_t suppressed_ = 0;
+
+  // Last: destroyed first, while everything its callbacks use is still there.
+  std::unique_ptr<HttpClient> http_;
 };
 
 }  // namespace petrel::auth

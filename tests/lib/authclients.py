@@ -38,3 +38,89 @@ def jwt(claims: dict, alg: str = "HS256", key=None, header: dict | None = None) 
             r, s = utils.decode_dss_signature(key.sign(signed, ec.ECDSA(hashes.SHA256())))
             sig = r.to_bytes(32, "big") + s.to_bytes(32, "big")
     return (signed + b"." + enc(sig)).decode()
+
+
+class HttpService:
+    """A small real HTTP service for petrel's HTTP backend (Python's http.server, HTTP/1.1 keep-alive, a thread
+    per connection). `decide(path, request_json)` returns what to do:
+      ("json", obj[, status])  answer obj as JSON (status 200 unless given)
+      ("garbage",)             answer 200 with a body that is not JSON
+      ("close",)               start an answer and close the connection in the middle of it
+      ("hold",)                answer nothing until the test ends (a hung service)
+    Records every request (path, JSON) in `requests`, the answered ones in `answered`, and the client ports of its
+    connections in `connections`; `wait_requests(n)` waits until n requests arrived, `wait_answered(pred)` until an
+    answer to a matching request was written. With `tls` (an ssl.SSLContext) it serves https."""
+
+    def __init__(self, decide, tls=None):
+        import http.server
+        import json
+        import threading
+        self.requests: list[tuple[str, dict]] = []
+        self.connections: set[int] = set()
+        self.answered: list[dict] = []
+        self.cond = threading.Condition()
+        self.released = threading.Event()
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                req = json.loads(body)
+                with service.cond:
+                    service.requests.append((self.path, req))
+                    service.connections.add(self.client_address[1])
+                    service.cond.notify_all()
+                what = decide(self.path, req)
+                if what[0] == "hold":
+                    service.released.wait(60)
+                    return
+                if what[0] == "close":
+                    self.wfile.write(b'HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 100\r\n'
+                                     b'\r\n{"res')
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                out = b"<html>not json</html>" if what[0] == "garbage" else json.dumps(what[1]).encode()
+                self.send_response(what[2] if len(what) > 2 else 200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+                self.wfile.flush()
+                with service.cond:
+                    service.answered.append(req)
+                    service.cond.notify_all()
+
+        from petrel_paths import free_port
+        self.port = free_port()
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        self.server.daemon_threads = True
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1", scheme: str = "http") -> str:
+        return f"{scheme}://{host}:{self.port}{path}"
+
+    def wait_requests(self, n: int, timeout: float = 10) -> list:
+        with self.cond:
+            assert self.cond.wait_for(lambda: len(self.requests) >= n, timeout), \
+                f"{len(self.requests)} requests, wanted {n}: {self.requests}"
+            return list(self.requests)
+
+    def wait_answered(self, predicate, timeout: float = 10) -> None:
+        """Waits until an answer was written for a request satisfying predicate(request_json)."""
+        with self.cond:
+            assert self.cond.wait_for(lambda: any(predicate(r) for r in self.answered), timeout), \
+                f"no such answer; answered: {self.answered}"
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
