@@ -85,4 +85,9 @@ write("jwt", "valid", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice", 
 write("jwt", "expired", jwt({"alg": "HS256"}, {"exp": 1, "nbf": 0, "sub": "alice"}))
 write("jwt", "wrong-key", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice"}, b"other"))
 write("jwt", "none", jwt({"alg": "none"}, {"exp": 1900000000}).rsplit(b".", 1)[0] + b".")
+write("scram", "exchange", b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO\0c=biws,r=rOprNGfwEbeRWgbNEkqOfuzznonce,"
+                          b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=\0alice:SCRAM-SHA-256$4096:"
+                          b"W22ZaJ0SNY7soEsUEjb6gQ==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"
+                          b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+write("scram", "escapes", b"y,a=admin,n=a=2Cb=3D,r=x,ext=1\0c=eSxhPWFkbWluLA==,r=xfuzznonce,p=AAAA")
 print("seed corpus written")

@@ -75,7 +75,7 @@ class Parser {
     for (const auto& [k, v] : t) {
       bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
                 k.str() == "max_connections" || k.str() == "allow_anonymous" || k.str() == "password_file" ||
-                k.str() == "acl_file";
+                k.str() == "acl_file" || k.str() == "scram_file";
       for (auto key : tls_keys) ok = ok || k.str() == key;
       for (auto key : ws_keys) ok = ok || k.str() == key;
       if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
@@ -188,11 +188,13 @@ class Parser {
       boolean(t, "allow_anonymous", v);
       a.allow_anonymous = v;
     }
-    for (const char* key : {"password_file", "acl_file"}) {
+    for (const char* key : {"password_file", "acl_file", "scram_file"}) {
       if (!t.get(key)) continue;
       std::string v;
       string(t, key, v);
-      (std::string_view(key) == "password_file" ? a.password_file : a.acl_file) = v;
+      (std::string_view(key) == "password_file" ? a.password_file
+       : std::string_view(key) == "acl_file"    ? a.acl_file
+                                                : a.scram_file) = v;
     }
     return a;
   }
@@ -355,7 +357,8 @@ class Parser {
     }
     if (auto* a = table(root, "auth")) {
       known_keys(*a, "[auth]",
-                 {"allow_anonymous", "password_file", "acl_file", "jwt", "http", "authentication", "authorization"});
+                 {"allow_anonymous", "password_file", "acl_file", "scram_file", "jwt", "http", "authentication",
+                  "authorization"});
       c.auth_spec = auth_spec(*a, *a);
       if (auto* j = table(*a, "jwt")) c.jwt = jwt(*a->get("jwt"), *j);
       if (auto* h = table(*a, "http")) c.http = http(*h);
@@ -403,6 +406,7 @@ void resolve_auth(Config& c) {
   c.auth.defaults.allow_anonymous = global.allow_anonymous.value_or(false);
   c.auth.defaults.password_file = global.password_file.value_or("");
   c.auth.defaults.acl_file = global.acl_file.value_or("");
+  c.auth.defaults.scram_file = global.scram_file.value_or("");
   c.auth.jwt = c.jwt;
   c.auth.http = c.http;
   c.auth.authentication = c.authentication;
@@ -414,10 +418,12 @@ void resolve_auth(Config& c) {
     p.listener = l.name;
     p.password_file = own.password_file ? *own.password_file : c.auth.defaults.password_file;
     p.acl_file = own.acl_file ? *own.acl_file : c.auth.defaults.acl_file;
+    p.scram_file = own.scram_file ? *own.scram_file : c.auth.defaults.scram_file;
     p.certificate_identity = l.tls.identity_as_username != net::IdentitySource::None &&
                              (l.type == "tls" || l.type == "wss");
     const bool authenticates =
-        !p.password_file.empty() || p.certificate_identity || c.jwt.enabled() || !c.http.url.empty();
+        !p.password_file.empty() || !p.scram_file.empty() || p.certificate_identity || c.jwt.enabled() ||
+        !c.http.url.empty();
     if (auto allow = own.allow_anonymous ? own.allow_anonymous : global.allow_anonymous) {
       p.allow_anonymous = *allow;
     } else if (authenticates) {

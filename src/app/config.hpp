@@ -26,6 +26,7 @@ struct AuthSpec {
   std::optional<bool> allow_anonymous;
   std::optional<std::string> password_file;
   std::optional<std::string> acl_file;
+  std::optional<std::string> scram_file;
   std::string origin;  // "FILE:LINE:COLUMN" of the table, for errors
 };
 

@@ -1,7 +1,9 @@
 // `petrel passwd [-c] [-I N] FILE USER` asks for the password twice on the
 // terminal (echo off) and adds or updates USER; `-b FILE USER PASSWORD` takes
 // it from the command line (batch mode, for scripts); `-D FILE USER` deletes
-// USER; `-c` creates (or empties) FILE first. The file keeps its comments and
+// USER; `-c` creates (or empties) FILE first. With `--scram` the file is a
+// SCRAM-SHA-256 credentials file (auth/scram.hpp) and the same commands
+// edit it. The file keeps its comments and
 // order, is written to a temporary file beside it and renamed into place (a
 // reader never sees half a file), and is created with mode 0600.
 #include "app/passwd_command.hpp"
@@ -18,6 +20,7 @@
 
 #include "auth/file_error.hpp"
 #include "auth/password_file.hpp"
+#include "auth/scram.hpp"
 
 namespace petrel::app {
 namespace {
@@ -26,7 +29,8 @@ struct PasswdArgs {
   bool create = false;
   bool batch = false;
   bool remove = false;
-  std::uint32_t iterations = auth::PasswordFile::kDefaultIterations;
+  bool scram = false;
+  std::uint32_t iterations = 0;  // 0: the format's default
   std::string file;
   std::string user;
   std::string password;
@@ -100,7 +104,12 @@ int run(const PasswdArgs& a) {
   if (!a.create) {
     try {
       text = auth::read_file(a.file);
-      auth::PasswordFile::parse(text, a.file);  // refuse to edit a file petrel could not read
+      // Refuse to edit a file petrel could not read.
+      if (a.scram) {
+        auth::ScramFile::parse(text, a.file);
+      } else {
+        auth::PasswordFile::parse(text, a.file);
+      }
     } catch (const auth::FileError& e) {
       std::fprintf(stderr, "petrel passwd: %s\n", e.what());
       return 1;
@@ -122,7 +131,10 @@ int run(const PasswdArgs& a) {
       }
       password = *first;
     }
-    hash = auth::PasswordFile::make_hash(password, a.iterations);
+    hash = a.scram ? auth::ScramFile::make_entry(password, a.iterations ? a.iterations
+                                                                         : auth::ScramFile::kDefaultIterations)
+                   : auth::PasswordFile::make_hash(password, a.iterations ? a.iterations
+                                                                           : auth::PasswordFile::kDefaultIterations);
   }
   const bool existed = auth::set_password_line(text, a.user, hash);
   if (a.remove && !existed) {
@@ -146,7 +158,10 @@ void add_passwd_command(CLI::App& cli, int& exit_code) {
   cmd->add_flag("-c,--create", args->create, "Create FILE (an existing one is overwritten)");
   cmd->add_flag("-b,--batch", args->batch, "Take the password from the command line");
   cmd->add_flag("-D,--delete", args->remove, "Delete USER from FILE");
-  cmd->add_option("-I,--iterations", args->iterations, "PBKDF2 iterations (default 101, as mosquitto_passwd)")
+  cmd->add_flag("--scram", args->scram,
+                "Edit a SCRAM-SHA-256 credentials file (scram_file) instead of a password file");
+  cmd->add_option("-I,--iterations", args->iterations,
+                  "PBKDF2 iterations (default 101 as mosquitto_passwd; with --scram 4096)")
       ->check(CLI::Range(1u, 100000000u));
   cmd->add_option("file", args->file, "The password file")->required();
   cmd->add_option("user", args->user, "The user name")->required();

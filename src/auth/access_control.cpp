@@ -33,6 +33,7 @@ struct AccessControl::Rules {
     bool certificate_identity = false;
     std::shared_ptr<const PasswordFile> passwords;
     std::shared_ptr<const AclFile> acl;
+    std::shared_ptr<const ScramFile> scram;
     bool jwt = false;
     bool http = false;
     bool authenticates() const { return passwords != nullptr || jwt || http; }
@@ -52,11 +53,14 @@ struct ClaimRules {
 
 // What an accepted connection carries for its checks.
 struct AccessControl::Context final : broker::AuthContext {
-  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password, Jwt, Http };
+  enum class How : std::uint8_t { Anonymous, Unverified, Certificate, Password, Jwt, Http, Scram };
   std::size_t policy = 0;
   std::uint64_t generation = 0;  // of the snapshot it was authenticated with
   How how = How::Anonymous;
-  std::string credential;  // the password file's hash field, to notice it change on reload
+  // The password or SCRAM file's field the client was let in with, to notice
+  // it change on reload (a re-authentication replaces it).
+  mutable std::mutex mutex;
+  mutable std::string credential;
   std::shared_ptr<const ClaimRules> claims;  // a token's ACL claims, if it had any
   // Re-checked once per snapshot after a reload.
   mutable std::atomic<std::uint64_t> checked{0};
@@ -65,7 +69,8 @@ struct AccessControl::Context final : broker::AuthContext {
 
 struct AccessControl::Counters {
   std::atomic<std::uint64_t> accepted_anonymous{0}, accepted_unverified{0}, accepted_certificate{0},
-      accepted_password{0}, accepted_jwt{0}, accepted_http{0};
+      accepted_password{0}, accepted_jwt{0}, accepted_http{0}, accepted_scram{0};
+  std::atomic<std::uint64_t> refused_scram{0}, refused_method{0}, reauth_accepted{0}, reauth_refused{0};
   std::atomic<std::uint64_t> refused_anonymous{0}, refused_unknown_user{0}, refused_bad_password{0},
       refused_no_user{0}, refused_jwt_invalid{0}, refused_jwt_expired{0}, refused_jwt_not_yet_valid{0},
       refused_jwt_claim{0}, refused_http_denied{0}, refused_http_error{0};
@@ -116,6 +121,7 @@ std::shared_ptr<const AccessControl::Rules> AccessControl::build() const {
   // Each file is read once, however many listeners name it.
   std::map<std::string, std::shared_ptr<const PasswordFile>> passwords;
   std::map<std::string, std::shared_ptr<const AclFile>> acls;
+  std::map<std::string, std::shared_ptr<const ScramFile>> scrams;
   auto policy = [&](const PolicyOptions& o) {
     Rules::Policy p;
     p.listener = o.listener;
@@ -130,6 +136,11 @@ std::shared_ptr<const AccessControl::Rules> AccessControl::build() const {
       auto& f = acls[o.acl_file];
       if (!f) f = std::make_shared<const AclFile>(AclFile::load(o.acl_file));
       p.acl = f;
+    }
+    if (!o.scram_file.empty()) {
+      auto& f = scrams[o.scram_file];
+      if (!f) f = std::make_shared<const ScramFile>(ScramFile::load(o.scram_file));
+      p.scram = f;
     }
     return p;
   };
@@ -161,6 +172,7 @@ std::optional<std::string> AccessControl::reload() {
   for (const auto& p : fresh->policies) {
     if (p.passwords && counted.insert(p.passwords.get()).second) users += p.passwords->size();
     if (p.acl && counted.insert(p.acl.get()).second) rules += p.acl->rule_count();
+    if (p.scram && counted.insert(p.scram.get()).second) users += p.scram->size();
   }
   {
     std::lock_guard lock(mutex_);
@@ -190,12 +202,20 @@ std::size_t AccessControl::policy_of(const Rules& r, const ClientIdentity& who, 
   revoked = false;
   context = dynamic_cast<const Context*>(who.auth.get());
   if (const Context* ctx = context) {
-    if (ctx->generation != r.generation && ctx->how == Context::How::Password) {
-      // After a reload: is the password this client was let in with still the user's?
+    if (ctx->generation != r.generation && (ctx->how == Context::How::Password || ctx->how == Context::How::Scram)) {
+      // After a reload: is the credential this client was let in with still the user's?
       if (ctx->checked.load(std::memory_order_acquire) != r.generation) {
         const auto& p = r.policies[ctx->policy];
-        const PasswordEntry* e = p.passwords && who.username ? p.passwords->find(*who.username) : nullptr;
-        ctx->revoked.store(!e || e->encoded != ctx->credential, std::memory_order_relaxed);
+        const std::string* current = nullptr;
+        if (ctx->how == Context::How::Password) {
+          const PasswordEntry* e = p.passwords && who.username ? p.passwords->find(*who.username) : nullptr;
+          current = e ? &e->encoded : nullptr;
+        } else {
+          const ScramCredential* e = p.scram && who.username ? p.scram->find(*who.username) : nullptr;
+          current = e ? &e->encoded : nullptr;
+        }
+        std::lock_guard lock(ctx->mutex);
+        ctx->revoked.store(!current || *current != ctx->credential, std::memory_order_relaxed);
         ctx->checked.store(r.generation, std::memory_order_release);
       }
       revoked = ctx->revoked.load(std::memory_order_relaxed);
@@ -241,6 +261,8 @@ ConnectDecision AccessControl::refuse(const ClientIdentity& who, ReasonCode code
       : label == "jwt_claim_mismatch" ? c.refused_jwt_claim
       : label == "http_denied"        ? c.refused_http_denied
       : label == "http_error"         ? c.refused_http_error
+      : label == "scram_failed"       ? c.refused_scram
+      : label == "bad_method"         ? c.refused_method
                                       : c.refused_no_user);
   log_refusal(fmt::format("authentication refused: listener={} peer={} id={} user={} reason={}", who.listener,
                           who.peer, who.client_id, who.username ? *who.username : std::string("(none)"), why));
@@ -270,6 +292,7 @@ ConnectDecision AccessControl::accept(Attempt& a, int how) {
     case Context::How::Password: add(c.accepted_password); break;
     case Context::How::Jwt: add(c.accepted_jwt); break;
     case Context::How::Http: add(c.accepted_http); break;
+    case Context::How::Scram: add(c.accepted_scram); break;
   }
   ConnectDecision d;
   d.context = a.ctx;
@@ -349,6 +372,13 @@ std::optional<ConnectDecision> AccessControl::authenticate(const broker::Connect
   }
   const Rules::Policy& p = r.policies[ctx.policy];
 
+  if (const auto& method = request.properties.authentication_method) {
+    // Enhanced authentication: the client chose the method, and it decides.
+    if (*method != "SCRAM-SHA-256" || !p.scram)
+      return refuse(who, ReasonCode::BadAuthenticationMethod, "bad_method",
+                    fmt::format("authentication method '{}' is not offered on this listener", *method));
+    return scram_start(who, ctx.policy, request.properties.authentication_data);
+  }
   if (who.username_from_certificate) return accept(*a, static_cast<int>(Context::How::Certificate));
   // On a certificate-identity listener a client without a certificate has no
   // user name whatever its CONNECT says: it is anonymous.
@@ -599,6 +629,89 @@ bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic,
   return !any;
 }
 
+// ------------------------------------------------------------------ SCRAM --
+
+// The state of one SCRAM exchange, between the server's first message and
+// the client's final one.
+struct AccessControl::ScramState final : broker::AuthContext {
+  std::size_t policy = 0;
+  mutable ScramExchange exchange;  // advanced by the connection's own loop only
+};
+
+bool AccessControl::offers_method(std::string_view method) const {
+  return method == "SCRAM-SHA-256" && options_.any_scram();
+}
+
+ConnectDecision AccessControl::scram_start(const ClientIdentity& who, std::size_t policy,
+                                           const std::optional<std::string>& data) {
+  const Rules& r = current();
+  auto st = std::make_shared<ScramState>();
+  st->policy = policy;
+  std::string server_first;
+  const auto error = data ? st->exchange.start(*data, r.policies[policy].scram.get(), server_first)
+                          : std::optional<std::string>("no Authentication Data (client-first message)");
+  if (error) return refuse(who, ReasonCode::BadUserNameOrPassword, "scram_failed", "SCRAM: " + *error);
+  ConnectDecision d;
+  d.reason = ReasonCode::ContinueAuthentication;
+  d.auth_data = std::move(server_first);
+  d.context = std::move(st);
+  return d;
+}
+
+std::optional<ConnectDecision> AccessControl::authenticate_step(const broker::AuthStep& step, Later) {
+  const Rules& r = current();
+  const ClientIdentity& who = step.identity;
+  if (!step.exchange) {
+    // AUTH 0x19: a re-authentication starts, on the connection's listener.
+    bool revoked = false;
+    const Context* ctx = nullptr;
+    const std::size_t policy = policy_of(r, who, revoked, ctx);
+    if (step.method != "SCRAM-SHA-256" || !r.policies[policy].scram)
+      return refuse(who, ReasonCode::BadAuthenticationMethod, "bad_method",
+                    fmt::format("authentication method '{}' is not offered on this listener", step.method));
+    auto d = scram_start(who, policy, step.data);
+    if (d.reason != ReasonCode::ContinueAuthentication) add(counters_->reauth_refused);
+    return d;
+  }
+  const auto* st = dynamic_cast<const ScramState*>(step.exchange.get());
+  std::string server_final;
+  const auto error = !st          ? std::optional<std::string>("no exchange in progress")
+                     : step.data ? st->exchange.finish(*step.data, server_final)
+                                 : std::optional<std::string>("no Authentication Data (client-final message)");
+  if (error) {
+    if (step.reauthentication) add(counters_->reauth_refused);
+    return refuse(who, ReasonCode::BadUserNameOrPassword, "scram_failed", "SCRAM: " + *error);
+  }
+  const std::string& user = st->exchange.user();
+  ConnectDecision d;
+  d.auth_data = std::move(server_final);
+  if (step.reauthentication) {
+    // The same user, whose current credential the connection is now checked with.
+    if (!who.username || *who.username != user) {
+      add(counters_->reauth_refused);
+      return refuse(who, ReasonCode::NotAuthorized, "scram_failed",
+                    fmt::format("re-authentication as '{}', another user than the connection's", user));
+    }
+    if (const auto* ctx = dynamic_cast<const Context*>(who.auth.get())) {
+      std::lock_guard lock(ctx->mutex);
+      ctx->credential = st->exchange.credential();
+      ctx->checked.store(0, std::memory_order_release);  // re-checked on the next operation
+    }
+    add(counters_->reauth_accepted);
+    return d;
+  }
+  auto ctx = std::make_shared<Context>();
+  ctx->policy = st->policy;
+  ctx->generation = r.generation;
+  ctx->checked.store(r.generation, std::memory_order_relaxed);
+  ctx->how = Context::How::Scram;
+  ctx->credential = st->exchange.credential();
+  add(counters_->accepted_scram);
+  d.context = std::move(ctx);
+  d.username = user;
+  return d;
+}
+
 bool AccessControl::may_publish(const ClientIdentity& who, std::string_view topic, std::uint8_t, bool) {
   if (permitted(who, topic, kWrite, false, false)) return true;
   add(counters_->denied_publish);
@@ -633,6 +746,11 @@ std::vector<std::pair<std::string, std::uint64_t>> AccessControl::metrics() cons
       {"auth/connect/refused/jwt_not_yet_valid", get(c.refused_jwt_not_yet_valid)},
       {"auth/connect/refused/jwt_claim_mismatch", get(c.refused_jwt_claim)},
       {"auth/connect/accepted/http", get(c.accepted_http)},
+      {"auth/connect/accepted/scram", get(c.accepted_scram)},
+      {"auth/connect/refused/scram_failed", get(c.refused_scram)},
+      {"auth/connect/refused/bad_method", get(c.refused_method)},
+      {"auth/reauth/accepted", get(c.reauth_accepted)},
+      {"auth/reauth/refused", get(c.reauth_refused)},
       {"auth/connect/refused/http_denied", get(c.refused_http_denied)},
       {"auth/connect/refused/http_error", get(c.refused_http_error)},
       {"auth/http/requests", get(c.http_requests)},

@@ -18,6 +18,10 @@
 // is refused every further publish, subscription and delivery: connected
 // clients are re-checked on their next operation.
 //
+// Enhanced authentication: SCRAM-SHA-256 (scram.hpp) against the listener's
+// scram_file, at CONNECT and in re-authentications (which must be by the
+// same user, and refresh the credential the connection is checked with).
+//
 // Connect decisions: a certificate identity is accepted as is; a client
 // with neither user name nor password is anonymous (allow_anonymous
 // decides, 0x87 otherwise); otherwise the sources are asked in order (the
@@ -52,6 +56,7 @@
 #include "auth/http_client.hpp"
 #include "auth/options.hpp"
 #include "auth/password_file.hpp"
+#include "auth/scram.hpp"
 #include "broker/authorizer.hpp"
 
 namespace petrel::auth {
@@ -72,6 +77,8 @@ class AccessControl final : public broker::Authorizer {
   bool may_subscribe(const broker::ClientIdentity& who, std::string_view filter, std::uint8_t qos) override;
   bool may_receive(const broker::ClientIdentity& who, const broker::Message& message) override;
   bool checks_delivery() const override { return checks_delivery_; }
+  bool offers_method(std::string_view method) const override;
+  std::optional<broker::ConnectDecision> authenticate_step(const broker::AuthStep& step, Later later) override;
 
   // Counters, as (name, value): auth/connect/accepted/<how>,
   // auth/connect/refused/<reason>, auth/denied/<publish|subscribe|receive>,
@@ -82,6 +89,7 @@ class AccessControl final : public broker::Authorizer {
   struct Context;
   struct Attempt;
   class AnswerCache;
+  struct ScramState;
 
  private:
   enum class Source : std::uint8_t { PasswordFile, Jwt, Http, Claims, AclFile };
@@ -97,6 +105,9 @@ class AccessControl final : public broker::Authorizer {
   // out and will call attempt->later.
   std::optional<broker::ConnectDecision> run_sources(const std::shared_ptr<Attempt>& attempt, std::size_t from);
   broker::ConnectDecision accept(Attempt& attempt, int how);
+  // The first SCRAM message (CONNECT, or AUTH 0x19): ContinueAuthentication or a refusal.
+  broker::ConnectDecision scram_start(const broker::ClientIdentity& who, std::size_t policy,
+                                      const std::optional<std::string>& data);
   // The HTTP service's cached ACL answer (fetched in the background when missing or stale).
   Decision http_acl(const broker::ClientIdentity& who, std::string_view topic, std::uint8_t access);
   broker::ConnectDecision refuse(const broker::ClientIdentity& who, mqtt::ReasonCode code, std::string_view label,

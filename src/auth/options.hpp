@@ -18,6 +18,7 @@ struct PolicyOptions {
   bool allow_anonymous = false;
   std::string password_file;
   std::string acl_file;
+  std::string scram_file;  // SCRAM-SHA-256 credentials (enhanced authentication)
   // identity_as_username: the verified certificate's name is the user name,
   // and no password is asked.
   bool certificate_identity = false;
@@ -50,6 +51,13 @@ struct Options {
   std::vector<std::string> authorization;
   // Refusals logged per second at most (then "N similar suppressed").
   unsigned log_per_second = 20;
+
+  bool any_scram() const {
+    if (!defaults.scram_file.empty()) return true;
+    for (const auto& l : listeners)
+      if (!l.scram_file.empty()) return true;
+    return false;
+  }
 
   // Whether any ACL source exists (else no delivery is ever checked).
   bool any_acl() const {
