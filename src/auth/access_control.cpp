@@ -4,6 +4,7 @@
 #include <spdlog/spdlog.h>
 
 #include <array>
+#include <cstring>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -24,6 +25,27 @@ namespace {
 // Generations are unique across instances, so a thread's cached snapshot of
 // one AccessControl is never mistaken for another's.
 std::atomic<std::uint64_t> next_generation{1};
+std::atomic<std::uint64_t> next_context_id{1};
+
+// The decisions a thread made last, for the checks that repeat (the same
+// publisher on the same topic, deliveries of one topic to the same
+// subscriber): a direct-mapped table keyed by the connection's context id,
+// its re-authentication epoch, the rules' generation, the kind of check and
+// the topic text. A key holds everything a decision depends on, so an entry
+// is never stale; topics longer than kMemoTopic are not kept.
+constexpr std::size_t kMemoSlots = 512;
+constexpr std::size_t kMemoTopic = 94;
+struct MemoEntry {
+  std::uint64_t context = 0;  // 0: empty
+  std::uint64_t generation = 0;
+  std::uint32_t epoch = 0;
+  std::uint8_t kind = 0;
+  std::uint8_t length = 0;
+  bool allowed = false;
+  bool revoked = false;
+  char topic[kMemoTopic];
+};
+thread_local std::array<MemoEntry, kMemoSlots> memo{};
 }  // namespace
 
 struct AccessControl::Rules {
@@ -62,6 +84,14 @@ struct AccessControl::Context final : broker::AuthContext {
   mutable std::mutex mutex;
   mutable std::string credential;
   std::shared_ptr<const ClaimRules> claims;  // a token's ACL claims, if it had any
+  // Unique per context (never reused, unlike its address): the key of its
+  // decisions in the per-thread memo. `epoch` moves when a re-authentication
+  // changes what the context is checked with.
+  const std::uint64_t id = next_context_id.fetch_add(1, std::memory_order_relaxed);
+  mutable std::atomic<std::uint32_t> epoch{0};
+  // The ACL section of this client in the snapshot of `generation`,
+  // resolved once at CONNECT (valid while that snapshot is current).
+  const RuleTree* own_rules = nullptr;
   // Re-checked once per snapshot after a reload.
   mutable std::atomic<std::uint64_t> checked{0};
   mutable std::atomic<bool> revoked{false};
@@ -200,7 +230,9 @@ const AccessControl::Rules& AccessControl::current() const {
 std::size_t AccessControl::policy_of(const Rules& r, const ClientIdentity& who, bool& revoked,
                                      const Context*& context) const {
   revoked = false;
-  context = dynamic_cast<const Context*>(who.auth.get());
+  // Only this class attaches contexts to identities (ScramState is an
+  // exchange's state, never attached): a static cast, on the hot path.
+  context = static_cast<const Context*>(who.auth.get());
   if (const Context* ctx = context) {
     if (ctx->generation != r.generation && (ctx->how == Context::How::Password || ctx->how == Context::How::Scram)) {
       // After a reload: is the credential this client was let in with still the user's?
@@ -282,9 +314,20 @@ struct AccessControl::Attempt {
   Later later;
 };
 
+void AccessControl::resolve_own_rules(Context& ctx, const std::optional<std::string>& username,
+                                      std::string_view client_id) const {
+  const Rules& r = current();
+  if (ctx.generation != r.generation) return;
+  const auto& p = r.policies[ctx.policy];
+  if (!p.acl) return;
+  const Subject subject{client_id, username ? &*username : nullptr};
+  ctx.own_rules = p.acl->own_rules(subject);
+}
+
 ConnectDecision AccessControl::accept(Attempt& a, int how) {
   auto& c = *counters_;
   a.ctx->how = static_cast<Context::How>(how);
+  resolve_own_rules(*a.ctx, a.who.username, a.who.client_id);
   switch (a.ctx->how) {
     case Context::How::Anonymous: add(c.accepted_anonymous); break;
     case Context::How::Unverified: add(c.accepted_unverified); break;
@@ -585,12 +628,41 @@ Decision AccessControl::http_acl(const ClientIdentity& who, std::string_view top
 bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic, std::uint8_t access, bool filter,
                               bool delivery) {
   const Rules& r = current();
+  // The memo: only for connections with a context, only when no answer may
+  // come from the HTTP cache (which changes on its own).
+  const auto* known = static_cast<const Context*>(who.auth.get());
+  MemoEntry* slot = nullptr;
+  std::uint32_t epoch = 0;
+  const std::uint8_t kind = static_cast<std::uint8_t>(access | (filter ? 4 : 0) | (delivery ? 8 : 0));
+  if (known && !http_acl_ && topic.size() <= kMemoTopic) {
+    epoch = known->epoch.load(std::memory_order_acquire);
+    const std::size_t h = std::hash<std::string_view>{}(topic) ^ (known->id * 0x9E3779B97F4A7C15ull) ^ kind;
+    slot = &memo[h % kMemoSlots];
+    if (slot->context == known->id && slot->generation == r.generation && slot->epoch == epoch &&
+        slot->kind == kind && slot->length == topic.size() && std::memcmp(slot->topic, topic.data(), topic.size()) == 0) {
+      if (slot->revoked) add(counters_->denied_revoked);
+      return slot->allowed;
+    }
+  }
+  auto remember = [&](bool allowed, bool revoked) {
+    if (slot) {
+      slot->context = known->id;
+      slot->generation = r.generation;
+      slot->epoch = epoch;
+      slot->kind = kind;
+      slot->length = static_cast<std::uint8_t>(topic.size());
+      slot->allowed = allowed;
+      slot->revoked = revoked;
+      std::memcpy(slot->topic, topic.data(), topic.size());
+    }
+    return allowed;
+  };
   bool revoked = false;
   const Context* ctx = nullptr;
   const std::size_t index = policy_of(r, who, revoked, ctx);
   if (revoked) {
     add(counters_->denied_revoked);
-    return false;
+    return remember(false, true);
   }
   const Rules::Policy& p = r.policies[index];
   // The sources, in the configured order; the first that decides, decides.
@@ -612,7 +684,8 @@ bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic,
         if (!p.acl) continue;
         any = true;
         const Subject subject{who.client_id, who.username ? &*who.username : nullptr};
-        d = filter ? p.acl->check_filter(subject, topic, access) : p.acl->check_topic(subject, topic, access);
+        const RuleTree* const* own = ctx && ctx->generation == r.generation ? &ctx->own_rules : nullptr;
+        d = filter ? p.acl->check_filter(subject, topic, access, own) : p.acl->check_topic(subject, topic, access, own);
         break;
       }
       case Source::Http:
@@ -624,9 +697,9 @@ bool AccessControl::permitted(const ClientIdentity& who, std::string_view topic,
         break;
       default: continue;
     }
-    if (d != Decision::NoMatch) return d == Decision::Allow;
+    if (d != Decision::NoMatch) return remember(d == Decision::Allow, false);
   }
-  return !any;
+  return remember(!any, false);
 }
 
 // ------------------------------------------------------------------ SCRAM --
@@ -673,7 +746,7 @@ std::optional<ConnectDecision> AccessControl::authenticate_step(const broker::Au
     if (d.reason != ReasonCode::ContinueAuthentication) add(counters_->reauth_refused);
     return d;
   }
-  const auto* st = dynamic_cast<const ScramState*>(step.exchange.get());
+  const auto* st = dynamic_cast<const ScramState*>(step.exchange.get());  // not the hot path
   std::string server_final;
   const auto error = !st          ? std::optional<std::string>("no exchange in progress")
                      : step.data ? st->exchange.finish(*step.data, server_final)
@@ -692,10 +765,11 @@ std::optional<ConnectDecision> AccessControl::authenticate_step(const broker::Au
       return refuse(who, ReasonCode::NotAuthorized, "scram_failed",
                     fmt::format("re-authentication as '{}', another user than the connection's", user));
     }
-    if (const auto* ctx = dynamic_cast<const Context*>(who.auth.get())) {
+    if (const auto* ctx = static_cast<const Context*>(who.auth.get())) {
       std::lock_guard lock(ctx->mutex);
       ctx->credential = st->exchange.credential();
       ctx->checked.store(0, std::memory_order_release);  // re-checked on the next operation
+      ctx->epoch.fetch_add(1, std::memory_order_acq_rel);  // and no remembered decision of before stands
     }
     add(counters_->reauth_accepted);
     return d;
@@ -706,6 +780,7 @@ std::optional<ConnectDecision> AccessControl::authenticate_step(const broker::Au
   ctx->checked.store(r.generation, std::memory_order_relaxed);
   ctx->how = Context::How::Scram;
   ctx->credential = st->exchange.credential();
+  resolve_own_rules(*ctx, std::optional<std::string>(user), who.client_id);
   add(counters_->accepted_scram);
   d.context = std::move(ctx);
   d.username = user;

@@ -105,6 +105,8 @@ class AccessControl final : public broker::Authorizer {
   // out and will call attempt->later.
   std::optional<broker::ConnectDecision> run_sources(const std::shared_ptr<Attempt>& attempt, std::size_t from);
   broker::ConnectDecision accept(Attempt& attempt, int how);
+  // Looks up the client's own ACL section once, for its checks to use.
+  void resolve_own_rules(Context& ctx, const std::optional<std::string>& username, std::string_view client_id) const;
   // The first SCRAM message (CONNECT, or AUTH 0x19): ContinueAuthentication or a refusal.
   broker::ConnectDecision scram_start(const broker::ClientIdentity& who, std::size_t policy,
                                       const std::optional<std::string>& data);

@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include <optional>
+
 #include "auth/file_error.hpp"
 #include "auth/text.hpp"
 #include "mqtt/topic.hpp"
@@ -38,19 +40,6 @@ struct Verdict {
   }
 };
 
-// The topic's or filter's levels, in a per-thread buffer (no allocation once warm).
-const std::vector<std::string_view>& levels_of(std::string_view s) {
-  thread_local std::vector<std::string_view> levels;
-  levels.clear();
-  std::size_t start = 0;
-  while (true) {
-    const auto pos = s.find('/', start);
-    levels.push_back(s.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start));
-    if (pos == std::string_view::npos) return levels;
-    start = pos + 1;
-  }
-}
-
 // Substitutes %c and %u in a pattern level; false if it cannot apply (a %u
 // without a user name).
 bool substitute(std::string_view tmpl, const Subject& who, std::string& out) {
@@ -70,46 +59,57 @@ bool substitute(std::string_view tmpl, const Subject& who, std::string& out) {
   return true;
 }
 
-// How many levels from `i` a substituted template level matches (its text
-// may hold '/'), or 0 if it does not. Wildcards in the subject (a filter
-// level '+' or '#') never match a template: a template names one client.
-std::size_t template_span(std::string_view substituted, const std::vector<std::string_view>& levels, std::size_t i) {
-  std::size_t k = i;
-  std::size_t start = 0;
-  while (true) {
-    if (k >= levels.size()) return 0;
-    const auto pos = substituted.find('/', start);
-    const std::string_view part =
-        substituted.substr(start, pos == std::string_view::npos ? std::string_view::npos : pos - start);
-    if (levels[k] != part) return 0;
-    ++k;
-    if (pos == std::string_view::npos) return k - i;
-    start = pos + 1;
+// A position in the topic (or filter) being matched: `pos` is where the
+// current level starts; `done` once every level has been consumed. Walking
+// on positions needs no vector of levels.
+struct Cursor {
+  std::string_view text;
+  std::size_t pos = 0;
+  bool done = false;
+  std::string_view level() const {
+    const auto slash = text.find('/', pos);
+    return text.substr(pos, slash == std::string_view::npos ? std::string_view::npos : slash - pos);
   }
+  Cursor next() const {
+    const auto slash = text.find('/', pos);
+    if (slash == std::string_view::npos) return Cursor{text, text.size(), true};
+    return Cursor{text, slash + 1, false};
+  }
+};
+
+// Where the text after a substituted template level continues, if the
+// template (which may hold '/', spanning levels) matches at `c`. Wildcards
+// in a subject filter never match a template: a template names one client.
+std::optional<Cursor> after_template(std::string_view substituted, const Cursor& c) {
+  const std::string_view rest = c.text.substr(c.pos);
+  if (rest.substr(0, substituted.size()) != substituted) return std::nullopt;
+  if (rest.size() == substituted.size()) return Cursor{c.text, c.text.size(), true};
+  if (rest[substituted.size()] != '/') return std::nullopt;
+  return Cursor{c.text, c.pos + substituted.size() + 1, false};
 }
 
-// Every rule whose filter matches the topic levels[i..] (as a filter:
+// Every rule whose filter matches the topic from `c` on (as a filter:
 // `is_filter`, every rule that covers it).
-void walk(const Node& n, const std::vector<std::string_view>& levels, std::size_t i, bool is_filter,
-          const Subject* who, Verdict& v) {
+void walk(const Node& n, const Cursor& c, bool is_filter, const Subject* who, Verdict& v) {
   // A first level that starts with '$' is matched by no wildcard [MQTT-4.7.2-1].
-  const bool dollar = i == 0 && !levels[0].empty() && levels[0][0] == '$';
+  const bool dollar = c.pos == 0 && !c.done && !c.text.empty() && c.text[0] == '$';
   if (n.hash && !dollar) v.take(*n.hash);  // '#' matches the rest, including nothing at all
-  if (i == levels.size()) {
+  if (c.done) {
     v.take(n);
     return;
   }
-  const std::string_view level = levels[i];
+  const std::string_view level = c.level();
   if (is_filter && level == "#") return;  // only a '#' rule covers '#'
-  if (n.plus && !dollar) walk(*n.plus, levels, i + 1, is_filter, who, v);
+  const Cursor next = c.next();
+  if (n.plus && !dollar) walk(*n.plus, next, is_filter, who, v);
   if (is_filter && level == "+") return;  // only wildcards cover '+'
-  if (auto it = n.children.find(level); it != n.children.end()) walk(*it->second, levels, i + 1, is_filter, who, v);
+  if (!n.children.empty())
+    if (auto it = n.children.find(level); it != n.children.end()) walk(*it->second, next, is_filter, who, v);
   if (who && !n.templates.empty()) {
     thread_local std::string buffer;
     for (const auto& [tmpl, child] : n.templates) {
       if (!substitute(tmpl, *who, buffer)) continue;
-      if (const std::size_t span = template_span(buffer, levels, i))
-        walk(*child, levels, i + span, is_filter, who, v);
+      if (auto after = after_template(buffer, c)) walk(*child, *after, is_filter, who, v);
     }
   }
 }
@@ -161,13 +161,13 @@ void RuleTree::add(std::string_view filter, std::uint8_t access, bool pattern) {
 
 Decision RuleTree::check_topic(std::string_view topic, std::uint8_t access, const Subject* who) const {
   Verdict v;
-  walk(*root_, levels_of(topic), 0, false, who, v);
+  walk(*root_, Cursor{topic}, false, who, v);
   return decide(v, access);
 }
 
 Decision RuleTree::check_filter(std::string_view filter, std::uint8_t access, const Subject* who) const {
   Verdict v;
-  walk(*root_, levels_of(filter), 0, true, who, v);
+  walk(*root_, Cursor{filter}, true, who, v);
   return decide(v, access);
 }
 
@@ -213,14 +213,14 @@ AclFile AclFile::parse(std::string_view text, const std::string& source) {
 
 AclFile AclFile::load(const std::string& path) { return parse(read_file(path), path); }
 
+const RuleTree* AclFile::own_rules(const Subject& who) const {
+  if (!who.username) return &anonymous_;
+  auto it = users_.find(*who.username);
+  return it == users_.end() ? nullptr : &it->second;
+}
+
 template <class Check>
-Decision AclFile::decide(const Subject& who, Check&& check) const {
-  const RuleTree* own = nullptr;
-  if (!who.username) {
-    own = &anonymous_;
-  } else if (auto it = users_.find(*who.username); it != users_.end()) {
-    own = &it->second;
-  }
+Decision AclFile::decide(const Subject& who, const RuleTree* own, Check&& check) const {
   if (own && !own->empty()) {
     const Decision d = check(*own, nullptr);
     if (d != Decision::NoMatch) return d;
@@ -233,12 +233,16 @@ Decision AclFile::decide(const Subject& who, Check&& check) const {
   return check(patterns_, &who);
 }
 
-Decision AclFile::check_topic(const Subject& who, std::string_view topic, std::uint8_t access) const {
-  return decide(who, [&](const RuleTree& t, const Subject* s) { return t.check_topic(topic, access, s); });
+Decision AclFile::check_topic(const Subject& who, std::string_view topic, std::uint8_t access,
+                              const RuleTree* const* own) const {
+  return decide(who, own ? *own : own_rules(who),
+                [&](const RuleTree& t, const Subject* s) { return t.check_topic(topic, access, s); });
 }
 
-Decision AclFile::check_filter(const Subject& who, std::string_view filter, std::uint8_t access) const {
-  return decide(who, [&](const RuleTree& t, const Subject* s) { return t.check_filter(filter, access, s); });
+Decision AclFile::check_filter(const Subject& who, std::string_view filter, std::uint8_t access,
+                               const RuleTree* const* own) const {
+  return decide(who, own ? *own : own_rules(who),
+                [&](const RuleTree& t, const Subject* s) { return t.check_filter(filter, access, s); });
 }
 
 }  // namespace petrel::auth

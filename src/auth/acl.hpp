@@ -85,15 +85,21 @@ class AclFile {
   static AclFile parse(std::string_view text, const std::string& source);
   static AclFile load(const std::string& path);
 
-  Decision check_topic(const Subject& who, std::string_view topic, std::uint8_t access) const;
-  Decision check_filter(const Subject& who, std::string_view filter, std::uint8_t access) const;
+  // `own`, if given, points at the result of own_rules(who), looked up
+  // earlier (a connection resolves it once, at CONNECT).
+  Decision check_topic(const Subject& who, std::string_view topic, std::uint8_t access,
+                       const RuleTree* const* own = nullptr) const;
+  Decision check_filter(const Subject& who, std::string_view filter, std::uint8_t access,
+                        const RuleTree* const* own = nullptr) const;
+  // The client's own section: its user's, the anonymous one, or none.
+  const RuleTree* own_rules(const Subject& who) const;
 
   std::size_t rule_count() const { return rules_; }
   std::size_t user_count() const { return users_.size(); }
 
  private:
   template <class Check>
-  Decision decide(const Subject& who, Check&& check) const;
+  Decision decide(const Subject& who, const RuleTree* own, Check&& check) const;
 
   RuleTree anonymous_;
   std::unordered_map<std::string, RuleTree> users_;
