@@ -245,9 +245,11 @@ def test_certificate_identity_needs_no_password(make_broker, run_petrel, files, 
     assert run_petrel(["passwd", "-c", "-b", str(pw), "bob", "pw"]).returncode == 0
     tls_port = free_port()
     alice = pki.clients["alice"]
+    acl = files("acl", "user alice\ntopic readwrite alice/#\ntopic write t\n")
     b = make_broker(f'[[listener]]\nname = "tls"\ntype = "tls"\nbind = "127.0.0.1"\nport = {tls_port}\n'
                     f'cert_file = "{pki.server.cert}"\nkey_file = "{pki.server.key}"\nca_file = "{pki.ca}"\n'
-                    f'client_cert = "optional"\nidentity_as_username = "cn"\n[auth]\npassword_file = "{pw}"\n')
+                    f'client_cert = "optional"\nidentity_as_username = "cn"\n[auth]\npassword_file = "{pw}"\n'
+                    f'acl_file = "{acl}"\n')
     tls = ["--cafile", str(pki.ca), "-p", str(tls_port)]
     r = subprocess.run(["mosquitto_pub", "-h", "localhost", *tls, "--cert", str(alice.cert), "--key", str(alice.key),
                         "-i", "cert-1", "-t", "t", "-m", "x", "-q", "1"], stdout=subprocess.PIPE,
@@ -261,6 +263,19 @@ def test_certificate_identity_needs_no_password(make_broker, run_petrel, files, 
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
     assert r.returncode == 0, r.stdout
     b.wait_log("client connected: id=cert-2")
+    # The certificate's name is the user the ACL sees: mosquitto_sub with alice's certificate.
+    sub = subprocess.Popen(["stdbuf", "-oL", "mosquitto_sub", "-h", "localhost", *tls, "--cert", str(alice.cert),
+                            "--key", str(alice.key), "-i", "cert-sub", "-t", "alice/#", "-t", "bob/#", "-d", "-C", "1",
+                            "-W", "10"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        line = ""
+        while "Subscribed" not in line:
+            line = sub.stdout.readline()
+            assert line, "mosquitto_sub ended before its SUBACK"
+        assert line.strip().endswith(": 0, 128"), line  # alice/# granted, bob/# refused
+    finally:
+        sub.terminate()
+        sub.wait(10)
     # No certificate: anonymous, refused (not authorised).
     r = subprocess.run(["mosquitto_pub", "-h", "localhost", *tls, "-i", "cert-3", "-u", "bob", "-P", "pw", "-t", "t",
                         "-m", "x"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=10)
