@@ -171,6 +171,7 @@ def test_per_listener_settings(make_broker, run_petrel, files):
     anon_port = free_port()
     b = make_broker(f'[[listener]]\nname = "anon"\nbind = "127.0.0.1"\nport = {anon_port}\nallow_anonymous = true\n'
                     f'password_file = ""\n[auth]\npassword_file = "{pw}"\n')
+    b.wait_log(f"listener 'anon' accepting MQTT over tcp on 127.0.0.1:{anon_port}")
     assert connack(b.port, "a1") == 5  # "test" listener: [auth] applies, anonymous refused
     assert connack(b.port, "a2", username="alice", password="pw") == 0
     assert connack(anon_port, "a3") == 0
@@ -197,6 +198,8 @@ def test_network_listener_with_explicit_anonymous_or_a_password_file_starts(make
     open_port, auth_port = free_port(), free_port()
     b = make_broker(f'[[listener]]\nname = "open"\nbind = "0.0.0.0"\nport = {open_port}\nallow_anonymous = true\n'
                     f'[[listener]]\nname = "auth"\nbind = "0.0.0.0"\nport = {auth_port}\npassword_file = "{pw}"\n')
+    b.wait_log(f"listener 'open' accepting MQTT over tcp on 0.0.0.0:{open_port}")
+    b.wait_log(f"listener 'auth' accepting MQTT over tcp on 0.0.0.0:{auth_port}")
     assert connack(open_port, "o") == 0
     assert connack(auth_port, "p") == 5
     assert connack(auth_port, "q", username="alice", password="pw") == 0
@@ -250,6 +253,7 @@ def test_certificate_identity_needs_no_password(make_broker, run_petrel, files, 
                     f'cert_file = "{pki.server.cert}"\nkey_file = "{pki.server.key}"\nca_file = "{pki.ca}"\n'
                     f'client_cert = "optional"\nidentity_as_username = "cn"\n[auth]\npassword_file = "{pw}"\n'
                     f'acl_file = "{acl}"\n')
+    b.wait_log(f"listener 'tls' accepting MQTT over tls on 127.0.0.1:{tls_port}")
     tls = ["--cafile", str(pki.ca), "-p", str(tls_port)]
     r = subprocess.run(["mosquitto_pub", "-h", "localhost", *tls, "--cert", str(alice.cert), "--key", str(alice.key),
                         "-i", "cert-1", "-t", "t", "-m", "x", "-q", "1"], stdout=subprocess.PIPE,
