@@ -15,6 +15,10 @@ import mqttraw as m
 from authclients import HttpService, connack
 from petrel_paths import PETREL_BIN
 
+# Cross-thread paths (the HTTP client's thread, rule snapshots swapped under running loops): also run
+# against the ThreadSanitizer build (marker "concurrency", scripts/test).
+pytestmark = pytest.mark.concurrency
+
 
 def decide(path: str, req: dict):
     if path == "/auth":

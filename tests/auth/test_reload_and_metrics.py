@@ -5,9 +5,15 @@ from __future__ import annotations
 import signal
 import subprocess
 
+import pytest
+
 import mqttraw as m
 from authclients import connack
 from petrel_paths import PETREL_BIN
+
+# Cross-thread paths (the HTTP client's thread, rule snapshots swapped under running loops): also run
+# against the ThreadSanitizer build (marker "concurrency", scripts/test).
+pytestmark = pytest.mark.concurrency
 
 
 def passwd(path, user, password, create=False):
