@@ -61,4 +61,33 @@ for i, (f, t) in enumerate([("a/+", "a/b"), ("#", "x/y/z"), ("a/#", "a"), ("+/+"
 write("config", "example", (ROOT / "config" / "petrel.toml").read_bytes())
 write("config", "tls", b'[[listener]]\ntype = "tls"\ncert_file = "a"\nkey_file = "b"\nclient_cert = "optional"\n'
                        b'ca_file = "c"\nalpn = ["mqtt"]\n[mqtt]\nmax_qos = 1\n[sys]\ninterval = 0\n')
+write("passwd", "mosquitto", (ROOT / "tests" / "unit" / "auth" / "passwd.sample").read_bytes())
+write("passwd", "edge", b"# comment\n\n  bob : $6$MDEyMzQ1Njc4OWFi$yENQmLDThG++6PC1+pa4teCd8OLLLZxsUU5gRmzOx2Xf41rnntsKT0ZaUPgaYw0ik"
+                        b"EEWamHVWW/CNn6bXkDD/A==  \r\nno-newline:$7$1$AAAAAAAAAAAAAAAA$"
+                        + b"A" * 86 + b"==")
+write("acl", "example", (ROOT / "config" / "acl.example").read_bytes())
+write("acl", "patterns", b"topic read public/#\ntopic deny public/secret\nuser alice\ntopic readwrite home/alice/#\n"
+                         b"topic $SYS/#\nuser bob smith\ntopic write +/x/#\npattern readwrite devices/%c/#\n"
+                         b"pattern read a/%u-%c/b\npattern deny %c\n")
+
+
+def jwt(header: dict, claims: dict, secret: bytes = b"fuzz") -> bytes:
+    import base64
+    import hashlib
+    import hmac
+    import json
+    enc = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=")  # noqa: E731
+    signed = enc(json.dumps(header).encode()) + b"." + enc(json.dumps(claims).encode())
+    return signed + b"." + enc(hmac.new(secret, signed, hashlib.sha256).digest())
+
+
+write("jwt", "valid", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice", "publish": ["a/#"], "subscribe": "b"}))
+write("jwt", "expired", jwt({"alg": "HS256"}, {"exp": 1, "nbf": 0, "sub": "alice"}))
+write("jwt", "wrong-key", jwt({"alg": "HS256"}, {"exp": 1900000000, "sub": "alice"}, b"other"))
+write("jwt", "none", jwt({"alg": "none"}, {"exp": 1900000000}).rsplit(b".", 1)[0] + b".")
+write("scram", "exchange", b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO\0c=biws,r=rOprNGfwEbeRWgbNEkqOfuzznonce,"
+                          b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=\0alice:SCRAM-SHA-256$4096:"
+                          b"W22ZaJ0SNY7soEsUEjb6gQ==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:"
+                          b"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=\n")
+write("scram", "escapes", b"y,a=admin,n=a=2Cb=3D,r=x,ext=1\0c=eSxhPWFkbWluLA==,r=xfuzznonce,p=AAAA")
 print("seed corpus written")

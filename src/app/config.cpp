@@ -1,5 +1,9 @@
 #include "app/config.hpp"
 
+#include <fmt/ranges.h>
+
+#include "auth/http_client.hpp"
+
 #include <fmt/format.h>
 
 #include <toml++/toml.h>
@@ -121,7 +125,8 @@ class Parser {
     static constexpr std::string_view ws_keys[] = {"path", "trusted_proxies"};
     for (const auto& [k, v] : t) {
       bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
-                k.str() == "max_connections";
+                k.str() == "max_connections" || k.str() == "allow_anonymous" || k.str() == "password_file" ||
+                k.str() == "acl_file" || k.str() == "scram_file";
       for (auto key : tls_keys) ok = ok || k.str() == key;
       for (auto key : ws_keys) ok = ok || k.str() == key;
       if (!ok) fail(v, fmt::format("unknown key '{}' in [[listener]]", k.str()));
@@ -177,9 +182,113 @@ class Parser {
     return spec;
   }
 
+  std::string origin(const toml::node& node) const {
+    const auto& src = node.source();
+    return fmt::format("{}:{}:{}", source_, src.begin.line, src.begin.column);
+  }
+
+  AuthSpec auth_spec(const toml::node& node, const toml::table& t) const {
+    AuthSpec a;
+    a.origin = origin(node);
+    if (t.get("allow_anonymous")) {
+      bool v = false;
+      boolean(t, "allow_anonymous", v);
+      a.allow_anonymous = v;
+    }
+    for (const char* key : {"password_file", "acl_file", "scram_file"}) {
+      if (!t.get(key)) continue;
+      std::string v;
+      string(t, key, v);
+      (std::string_view(key) == "password_file" ? a.password_file
+       : std::string_view(key) == "acl_file"    ? a.acl_file
+                                                : a.scram_file) = v;
+    }
+    return a;
+  }
+
+  std::vector<std::string> sources(const toml::table& t, std::string_view key,
+                                   std::initializer_list<std::string_view> allowed) const {
+    std::vector<std::string> out;
+    const toml::node* n = t.get(key);
+    if (!n) return out;
+    const auto* arr = n->as_array();
+    const std::string list = fmt::format("{}", fmt::join(allowed, ", "));
+    if (!arr) fail(*n, fmt::format("'{}' must be an array of source names ({})", key, list));
+    for (const auto& e : *arr) {
+      const auto v = e.value<std::string>();
+      bool ok = false;
+      for (auto a : allowed) ok = ok || (v && *v == a);
+      if (!ok) fail(e, fmt::format("'{}' lists '{}': the sources are {}", key, v.value_or("?"), list));
+      for (const auto& seen : out)
+        if (seen == *v) fail(e, fmt::format("'{}' lists '{}' twice", key, *v));
+      out.push_back(*v);
+    }
+    return out;
+  }
+
+  auth::HttpSettings auth_http(const toml::table& t) const {
+    known_keys(t, "[auth.http]",
+               {"url", "acl_url", "timeout", "cache_ttl", "cache_size", "max_connections", "ca_file"});
+    auth::HttpSettings h;
+    for (const char* key : {"url", "acl_url"}) {
+      std::string& v = std::string_view(key) == "url" ? h.url : h.acl_url;
+      string(t, key, v);
+      if (v.empty()) continue;
+      try {
+        (void)auth::HttpTarget::parse(v);
+      } catch (const std::invalid_argument& e) {
+        fail(*t.get(key), e.what());
+      }
+    }
+    if (!h.enabled()) fail(t, "[auth.http] needs 'url' (authentication) or 'acl_url' (ACL) or both");
+    std::int64_t ms = h.timeout.count(), ttl = h.cache_ttl.count();
+    integer(t, "timeout", ms, 1, 600'000);
+    integer(t, "cache_ttl", ttl, 0, 86'400);
+    h.timeout = std::chrono::milliseconds(ms);
+    h.cache_ttl = std::chrono::seconds(ttl);
+    integer(t, "cache_size", h.cache_size, 16, 100'000'000);
+    integer(t, "max_connections", h.max_connections, 1, 1000);
+    string(t, "ca_file", h.ca_file);
+    return h;
+  }
+
+  auth::JwtSettings jwt(const toml::node& node, const toml::table& t) const {
+    known_keys(t, "[auth.jwt]",
+               {"algorithm", "secret", "secret_file", "public_key_file", "claim", "claim_equals", "require_exp",
+                "leeway", "acl_claims", "publish_claim", "subscribe_claim"});
+    auth::JwtSettings j;
+    string(t, "algorithm", j.algorithm);
+    if (j.algorithm != "HS256" && j.algorithm != "RS256" && j.algorithm != "ES256")
+      fail(t.get("algorithm") ? *t.get("algorithm") : node, "'algorithm' must be \"HS256\", \"RS256\" or \"ES256\"");
+    string(t, "secret", j.secret);
+    string(t, "secret_file", j.secret_file);
+    string(t, "public_key_file", j.public_key_file);
+    if (j.algorithm == "HS256") {
+      if (j.secret.empty() == j.secret_file.empty())
+        fail(node, "HS256 needs one of 'secret' and 'secret_file'");
+      if (const toml::node* n = t.get("public_key_file")) fail(*n, "'public_key_file' is for RS256 and ES256");
+    } else {
+      if (j.public_key_file.empty()) fail(node, fmt::format("{} needs 'public_key_file'", j.algorithm));
+      for (const char* key : {"secret", "secret_file"})
+        if (const toml::node* n = t.get(key)) fail(*n, fmt::format("'{}' is for HS256", key));
+    }
+    string(t, "claim", j.claim);
+    string(t, "claim_equals", j.claim_equals);
+    if (j.claim.empty() != j.claim_equals.empty())
+      fail(node, "'claim' and 'claim_equals' go together");
+    if (!j.claim_equals.empty() && j.claim_equals != "username" && j.claim_equals != "client_id")
+      fail(*t.get("claim_equals"), "'claim_equals' must be \"username\" or \"client_id\"");
+    boolean(t, "require_exp", j.require_exp);
+    integer(t, "leeway", j.leeway, 0, 86400);
+    boolean(t, "acl_claims", j.acl_claims);
+    string(t, "publish_claim", j.publish_claim);
+    string(t, "subscribe_claim", j.subscribe_claim);
+    return j;
+  }
+
   Config parse(const toml::table& root) const {
     Config c = default_config();
-    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "http"});
+    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "http", "auth"});
     integer(root, "threads", c.server.threads, 0, 1024);
     if (auto* log = table(root, "log")) {
       known_keys(*log, "[log]", {"level"});
@@ -195,6 +304,7 @@ class Parser {
       for (const auto& item : *n->as_array()) {
         const auto& t = *item.as_table();
         c.server.listeners.push_back(listener(item, t, c.server.listeners.size() + 1));
+        c.listener_auth.push_back(auth_spec(item, t));
       }
       if (c.server.listeners.empty()) fail(*n, "at least one [[listener]] is required");
     }
@@ -251,6 +361,24 @@ class Parser {
       if (st.type == "memory")
         for (const char* key : {"path", "durability", "flush_interval"})
           if (const toml::node* n = s->get(key)) fail(*n, fmt::format("'{}' applies to type = \"sqlite\" only", key));
+    }
+    if (auto* a = table(root, "auth")) {
+      known_keys(*a, "[auth]",
+                 {"allow_anonymous", "password_file", "acl_file", "scram_file", "jwt", "http", "authentication",
+                  "authorization"});
+      c.auth_spec = auth_spec(*a, *a);
+      if (auto* j = table(*a, "jwt")) c.jwt = jwt(*a->get("jwt"), *j);
+      if (auto* h = table(*a, "http")) c.auth_http = auth_http(*h);
+      c.authentication = sources(*a, "authentication", {"password_file", "jwt", "http"});
+      c.authorization = sources(*a, "authorization", {"claims", "acl_file", "http"});
+      for (const auto& name : c.authentication)
+        if (name == "http" && c.auth_http.url.empty())
+          fail(*a->get("authentication"), "'http' in 'authentication' needs [auth.http] url");
+        else if (name == "jwt" && !c.jwt.enabled())
+          fail(*a->get("authentication"), "'jwt' in 'authentication' needs [auth.jwt]");
+      for (const auto& name : c.authorization)
+        if (name == "http" && c.auth_http.acl_url.empty())
+          fail(*a->get("authorization"), "'http' in 'authorization' needs [auth.http] acl_url");
     }
     if (auto* s = table(root, "sys")) {
       known_keys(*s, "[sys]", {"interval"});
@@ -324,8 +452,54 @@ Config default_config() {
   Config c;
   net::ListenerSpec spec;
   spec.name = "default";
+  // Secure by default: with no configuration, petrel serves this machine only.
+  spec.bind = "127.0.0.1";
   c.server.listeners.push_back(spec);
   return c;
+}
+
+void resolve_auth(Config& c) {
+  const AuthSpec& global = c.auth_spec;
+  c.auth = {};
+  c.auth.defaults.allow_anonymous = global.allow_anonymous.value_or(false);
+  c.auth.defaults.password_file = global.password_file.value_or("");
+  c.auth.defaults.acl_file = global.acl_file.value_or("");
+  c.auth.defaults.scram_file = global.scram_file.value_or("");
+  c.auth.jwt = c.jwt;
+  c.auth.http = c.auth_http;
+  c.auth.authentication = c.authentication;
+  c.auth.authorization = c.authorization;
+  for (std::size_t i = 0; i < c.server.listeners.size(); ++i) {
+    const net::ListenerSpec& l = c.server.listeners[i];
+    const AuthSpec own = i < c.listener_auth.size() ? c.listener_auth[i] : AuthSpec{};
+    auth::PolicyOptions p;
+    p.listener = l.name;
+    p.password_file = own.password_file ? *own.password_file : c.auth.defaults.password_file;
+    p.acl_file = own.acl_file ? *own.acl_file : c.auth.defaults.acl_file;
+    p.scram_file = own.scram_file ? *own.scram_file : c.auth.defaults.scram_file;
+    p.certificate_identity = l.tls.identity_as_username != net::IdentitySource::None &&
+                             (l.type == "tls" || l.type == "wss");
+    const bool authenticates =
+        !p.password_file.empty() || !p.scram_file.empty() || p.certificate_identity || c.jwt.enabled() ||
+        !c.auth_http.url.empty();
+    if (auto allow = own.allow_anonymous ? own.allow_anonymous : global.allow_anonymous) {
+      p.allow_anonymous = *allow;
+    } else if (authenticates) {
+      p.allow_anonymous = false;
+    } else {
+      boost::system::error_code ec;
+      const auto address = boost::asio::ip::make_address(l.bind, ec);
+      if (ec || !address.is_loopback()) {
+        const std::string where = own.origin.empty() ? std::string("the command line") : own.origin;
+        throw ConfigError(fmt::format(
+            "{}: listener '{}' on {}:{} has no authentication and would admit anonymous clients from the network; "
+            "set allow_anonymous = true (in [auth] or in the listener) to allow that, or give it a password_file",
+            where, l.name, l.bind, l.port));
+      }
+      p.allow_anonymous = true;  // loopback: this machine only
+    }
+    c.auth.listeners.push_back(std::move(p));
+  }
 }
 
 Config parse_config(std::string_view text, const std::string& source) {

@@ -1,14 +1,17 @@
-// petrel: an MQTT broker. `petrel` alone serves 0.0.0.0:1883 with defaults;
+// petrel: an MQTT broker. `petrel` alone serves 127.0.0.1:1883 with defaults;
 // `petrel --config FILE` runs from a TOML file; flags override the file.
 // `petrel check-config FILE` validates a file without starting anything.
-// `petrel pub` and `petrel sub` are the client commands (tools/cli/).
+// `petrel pub` and `petrel sub` are the client commands (tools/cli/);
+// `petrel passwd` edits password files (app/passwd_command.cpp).
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
 #include "app/config.hpp"
+#include "app/passwd_command.hpp"
 #include "app/service.hpp"
+#include "auth/file_error.hpp"
 #include "bench/bench.hpp"
 #include "cli/cli.hpp"
 
@@ -21,7 +24,7 @@ int main(int argc, char** argv) {
   std::optional<std::string> log_level;
   cli.add_option("-c,--config", config_path, "TOML configuration file (see docs/configuration.md)");
   cli.add_option("-p,--port", port, "Serve one TCP listener on this port (replaces the file's listeners)");
-  cli.add_option("-b,--bind", bind, "Address for --port (default 0.0.0.0)");
+  cli.add_option("-b,--bind", bind, "Address for --port (default 127.0.0.1)");
   cli.add_option("-t,--threads", threads, "Event loops (0 = one per core)");
   cli.add_option("-l,--log-level", log_level, "trace, debug, info, warn, error, critical or off")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
@@ -43,6 +46,7 @@ int main(int argc, char** argv) {
   });
   petrel::cli::add_commands(cli, command_exit);
   petrel::bench::add_command(cli, command_exit);
+  petrel::app::add_passwd_command(cli, command_exit);
   cli.require_subcommand(0, 1);
   try {
     cli.parse(argc, argv);
@@ -63,20 +67,32 @@ int main(int argc, char** argv) {
   }
   if (port || bind) {
     config.server.listeners.clear();
+    config.listener_auth.clear();
     petrel::net::ListenerSpec spec;
     spec.name = "cli";
-    spec.bind = bind.value_or("0.0.0.0");
+    spec.bind = bind.value_or("127.0.0.1");
     spec.port = port.value_or(1883);
     config.server.listeners.push_back(spec);
   }
   if (threads) config.server.threads = *threads;
   if (log_level) config.log_level = *log_level;
+  try {
+    petrel::app::resolve_auth(config);
+  } catch (const petrel::app::ConfigError& e) {
+    std::fprintf(stderr, "petrel: configuration error: %s\n", e.what());
+    return 2;
+  }
 
   spdlog::set_level(spdlog::level::from_str(config.log_level));
   spdlog::set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ %v");
   try {
     petrel::app::Service service(config);
     service.run();
+  } catch (const petrel::auth::FileError& e) {
+    // A password, ACL or credential file that cannot be used is a
+    // configuration error like any other.
+    spdlog::critical("configuration error: {}", e.what());
+    return 2;
   } catch (const std::exception& e) {
     spdlog::critical("{}", e.what());
     return 1;

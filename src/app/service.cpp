@@ -20,6 +20,8 @@ constexpr auto kBackoffSettle = std::chrono::seconds(2);
 }  // namespace
 
 Service::Service(const Config& config) : config_(config) {
+  resolve_auth(config_);
+  access_ = std::make_unique<auth::AccessControl>(config_.auth);
   server_ = std::make_unique<net::Server>(config_.server);
   signals_ = std::make_unique<asio::signal_set>(server_->housekeeping_loop(), SIGINT, SIGTERM, SIGHUP);
   if (config_.http.options.enabled) {
@@ -36,9 +38,17 @@ Service::Service(const Config& config) : config_(config) {
     http_ = std::make_unique<http::Server>(config_.http.options, std::move(tls));
   }
   open_store(config_.store);
+  broker_->set_authorizer(*access_);
   server_->serve(*broker_);
+  for (const auto& l : config_.auth.listeners)
+    spdlog::info("listener '{}': anonymous clients {}{}{}", l.listener, l.allow_anonymous ? "allowed" : "refused",
+                 l.password_file.empty() ? "" : fmt::format(", password file '{}'", l.password_file),
+                 l.acl_file.empty() ? "" : fmt::format(", ACL file '{}'", l.acl_file));
   broker_->add_sys_source([this](const broker::Broker::SysPut& put) {
     server_->publish_listener_stats(put);
+    for (const auto& [name, value] : access_->metrics()) put(name, std::to_string(value));
+    auto& stats = broker_->stats();
+    put("auth/connect/refused", std::to_string(broker::Stats::get(stats.connect_denied)));
     put("store/type", config_.store.type);
     if (sqlite_) {
       put("store/commits", std::to_string(sqlite_->commits()));
@@ -163,7 +173,13 @@ std::vector<http::ReloadResult> Service::reload() {
     }
     out.push_back({"http tokens", !error, error.value_or("")});
   }
-  if (out.empty()) spdlog::info("reload: nothing to reload (no TLS listener, no HTTP token file)");
+  {
+    // Password, ACL, JWT key and SCRAM credential files: a file with an error
+    // keeps the rules in force.
+    auto error = access_->reload();
+    if (error) spdlog::error("access control reload failed, keeping the previous rules: {}", *error);
+    out.push_back({"access control", !error, error.value_or("")});
+  }
   return out;
 }
 

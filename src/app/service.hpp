@@ -3,7 +3,11 @@
 // configuration chooses and restores what it holds, builds the broker core
 // on it, connects the two, registers the $SYS sources of each part, and
 // handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
-// be reloaded (TLS certificates, the HTTP listener's certificate and tokens).
+// be reloaded (TLS certificates, the HTTP listener's certificate and tokens,
+// password, ACL and credential files).
+//
+// Access control (auth::AccessControl) is built first: a bad password or
+// ACL file stops petrel before it binds a port or opens its database.
 // It also starts the operator's HTTP listener (http::Server) and gives it
 // http::Operations (operations.cpp): the facts of the net and store layers
 // the HTTP layer may not see itself. Under systemd it says READY=1 once
@@ -22,6 +26,7 @@
 #include <memory>
 
 #include "app/config.hpp"
+#include "auth/access_control.hpp"
 #include "broker/broker.hpp"
 #include "broker/persistence.hpp"
 #include "http/operations.hpp"
@@ -33,8 +38,9 @@ namespace petrel::app {
 
 class Service {
  public:
-  // Throws std::runtime_error (listeners, TLS) or store::StoreError (the
-  // database) if petrel cannot start.
+  // Throws auth::FileError (a password or ACL file), std::runtime_error
+  // (listeners, TLS) or store::StoreError (the database) if petrel cannot
+  // start.
   explicit Service(const Config& config);
   ~Service();
 
@@ -57,6 +63,7 @@ class Service {
   void watchdog(std::chrono::microseconds interval);
 
   Config config_;
+  std::unique_ptr<auth::AccessControl> access_;  // outlives the broker, which asks it
   // Declared first, destroyed last: the loops may still hold handlers that
   // refer to connections, which refer to the broker only while they run.
   std::unique_ptr<net::Server> server_;

@@ -6,6 +6,15 @@
 // password files, ACLs, certificates and external services; without it the
 // broker uses AllowAll.
 //
+// Enhanced authentication (MQTT 5.0 4.12) runs through the same decisions: a
+// CONNECT naming an Authentication Method the authorizer offers
+// (offers_method) is answered ContinueAuthentication with Authentication
+// Data for an AUTH packet; the client's AUTH comes back to the authorizer
+// (authenticate_step) with the exchange state it attached, until it answers
+// Success (CONNACK with the final data) or a refusal. Re-authentication
+// (AUTH 0x19 on an established connection) is the same exchange; success
+// ends it with AUTH 0x00, failure with DISCONNECT.
+//
 // The publish, subscribe and delivery questions are asked on the hot path,
 // from any event loop, and delivery with the target session's mutex held:
 // they must answer from memory at once (a lookup in a data structure, never
@@ -35,11 +44,37 @@ struct ConnectRequest {
 };
 
 struct ConnectDecision {
-  // Success, or the reason code of the refusing CONNACK (v5: 0x86 Bad user
-  // name or password, 0x87 Not authorized, 0x8C Bad authentication method;
-  // 3.1.x clients get the matching return code).
+  // Success; ContinueAuthentication (enhanced authentication goes on: the
+  // client gets AUTH 0x18 with `auth_data`); or the reason code of the
+  // refusing CONNACK (v5: 0x86 Bad user name or password, 0x87 Not
+  // authorized, 0x8C Bad authentication method; 3.1.x clients get the
+  // matching return code), or of the DISCONNECT ending a failed
+  // re-authentication.
   mqtt::ReasonCode reason = mqtt::ReasonCode::Success;
   std::string why;  // for the log line of a refusal
+  // The authorizer logged the refusal itself (rate-limited): the core logs
+  // it at debug level only.
+  bool logged = false;
+  // On success: attached to the client's identity (ClientIdentity::auth).
+  // With ContinueAuthentication: the exchange's state, handed back with the
+  // client's next AUTH (AuthStep::exchange).
+  std::shared_ptr<const AuthContext> context;
+  // Enhanced authentication: the Authentication Data to send (in AUTH 0x18
+  // with ContinueAuthentication; in CONNACK, or AUTH 0x00 after a
+  // re-authentication, with Success).
+  std::optional<std::string> auth_data;
+  // On success of an initial exchange: the user name it authenticated,
+  // which replaces the CONNECT's (access control decides as that user).
+  std::optional<std::string> username;
+};
+
+// A client's AUTH packet during enhanced authentication.
+struct AuthStep {
+  const ClientIdentity& identity;  // the CONNECT's (initial exchange) or the connection's (re-authentication)
+  const std::shared_ptr<const AuthContext>& exchange;  // from the last ContinueAuthentication; null when an AUTH 0x19 starts a re-authentication
+  const std::string& method;
+  const std::optional<std::string>& data;
+  bool reauthentication = false;
 };
 
 class Authorizer {
@@ -56,6 +91,22 @@ class Authorizer {
   // Whether may_receive must be asked at all: false lets routing skip the
   // call for every delivery.
   virtual bool checks_delivery() const = 0;
+
+  // Enhanced authentication: whether `method` is offered (a CONNECT naming
+  // another gets CONNACK 0x8C).
+  virtual bool offers_method(std::string_view method) const {
+    (void)method;
+    return false;
+  }
+  // The next step of an exchange (see above). Answers like authenticate().
+  virtual std::optional<ConnectDecision> authenticate_step(const AuthStep& step, Later later) {
+    (void)step;
+    (void)later;
+    ConnectDecision d;
+    d.reason = mqtt::ReasonCode::BadAuthenticationMethod;
+    d.why = "enhanced authentication is not offered";
+    return d;
+  }
 };
 
 // Everyone may do everything: petrel without access control.

@@ -120,7 +120,8 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     out.generation = s->generation;
     out.session = s;
     if (expiry_interval > 0) {
-      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get());
+      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get(), identity->username,
+                                   identity->listener);
     } else if (was_stored) {
       // Resumed with expiry 0: it ends with this connection (or a crash).
       session_store_.session_deleted(client_id);
@@ -248,10 +249,18 @@ void Broker::disconnect_all(mqtt::ReasonCode reason) {
 }
 
 namespace {
-// What is known of a restored session's client until it connects again.
+// What is left of a delay measured across a restart, rounded up to whole
+// seconds: the offline time comes from two readings of the wall clock, in
+// milliseconds, and a will must never be published early.
+std::chrono::seconds rounded_up(std::int64_t ms) { return std::chrono::seconds((ms + 999) / 1000); }
+
+// What is known of a restored session's client until it connects again: its
+// client id, user name and listener (for access control), protocol version.
 IdentityPtr restored_identity(const StoredSession& st) {
   auto id = std::make_shared<ClientIdentity>();
   id->client_id = st.client_id;
+  id->username = st.username;
+  id->listener = st.listener;
   id->version = st.version;
   id->clean_start = false;
   return id;
@@ -318,12 +327,12 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
         session_store_.will_cleared(st.client_id);
       } else {
         s->will = std::make_unique<WillMessage>(std::move(*st.will));
-        deadlines_.set(s, Deadlines::Kind::Will, now + std::chrono::milliseconds(left));
+        deadlines_.set(s, Deadlines::Kind::Will, now + rounded_up(left));
       }
     }
     if (!never_expires)
       deadlines_.set(s, Deadlines::Kind::Expiry,
-                     now + std::chrono::milliseconds(static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms));
+                     now + rounded_up(static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms));
     if (!st.disconnected_at) session_store_.session_offline(st.client_id, st.expiry_interval, s->will.get());
     const std::string_view key = s->client_id();
     sessions_.emplace(key, std::move(s));

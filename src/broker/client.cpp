@@ -82,7 +82,7 @@ void Client::process() {
   try {
     // While Authenticating, frames wait in the reader (a client may send
     // packets before it sees its CONNACK).
-    while (state_ == State::AwaitConnect || state_ == State::Connected) {
+    while (state_ == State::AwaitConnect || state_ == State::AuthExchange || state_ == State::Connected) {
       auto frame = reader_.next();
       if (!frame) break;
       handle(*frame);
@@ -98,7 +98,12 @@ void Client::handle(const mqtt::Frame& frame) {
     handle_connect(frame);
     return;
   }
+  if (state_ == State::AuthExchange) {
+    handle_auth_exchange(frame);
+    return;
+  }
   const mqtt::DecodeOptions options{.sender = mqtt::Sender::Client,
+                                    .enhanced_auth = !auth_method_.empty(),
                                     .allow_control_characters = broker_.config().allow_control_characters};
   if (frame.type() == mqtt::PacketType::Publish) {
     // The hot path: no Packet variant, topic and payload stay views into the
@@ -122,8 +127,8 @@ void Client::handle(const mqtt::Frame& frame) {
     on_puback(a);
     return;
   }
-  // Packet types a client never sends (and AUTH: petrel offers no enhanced
-  // authentication) are refused from the first byte, before the body.
+  // Packet types a client never sends (and AUTH, unless the CONNECT started
+  // enhanced authentication) are refused from the first byte, before the body.
   mqtt::Packet packet = mqtt::decode(frame, version_, options);
   fault::check("packet", mqtt::to_string(mqtt::packet_type(packet)));
   const std::size_t user_properties = std::visit([](const auto& p) { return user_property_count(p); }, packet);
@@ -141,6 +146,8 @@ void Client::handle(const mqtt::Frame& frame) {
           send(mqtt::Pingresp{});
         } else if constexpr (std::is_same_v<T, mqtt::Disconnect>) {
           on_disconnect(p);
+        } else if constexpr (std::is_same_v<T, mqtt::Auth>) {
+          on_auth(p);
         } else {
           // A second CONNECT, AUTH (without enhanced authentication) and the
           // packets only servers send: the decoder refused them already,
@@ -187,9 +194,12 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   if (c.properties.user_properties.size() > cfg.max_user_properties ||
       (c.will && c.will->properties.user_properties.size() > cfg.max_user_properties))
     return refuse_connect(version_, ReasonCode::QuotaExceeded, "more user properties than max_user_properties");
-  if (c.properties.authentication_method)
-    return refuse_connect(version_, ReasonCode::BadAuthenticationMethod,
-                          fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
+  if (c.properties.authentication_method) {
+    if (!broker_.authorizer().offers_method(*c.properties.authentication_method))
+      return refuse_connect(version_, ReasonCode::BadAuthenticationMethod,
+                            fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
+    auth_method_ = *c.properties.authentication_method;
+  }
   if (c.will && (!mqtt::valid_topic_name(c.will->topic) || !within_topic_limits(c.will->topic)))
     return refuse_connect(version_, ReasonCode::TopicNameInvalid, "invalid will topic");
   if (c.will && c.will->properties.response_topic && !mqtt::valid_topic_name(*c.will->properties.response_topic))
@@ -260,27 +270,126 @@ void Client::handle_connect(const mqtt::Frame& frame) {
   state_ = State::Authenticating;
   pending_ = std::move(p);
   const ConnectRequest request{*pending_->identity, c.password, c.properties};
-  auto decision = broker_.authorizer().authenticate(
-      request, [link = std::weak_ptr<SessionLink>(transport_.shared_link()), this](ConnectDecision d) {
-        if (auto l = link.lock()) {
-          l->post([this, d = std::move(d)] {
-            on_authenticated(d);
-            process();  // packets that arrived while the decision was pending
-          });
-        }
-      });
+  auto decision = broker_.authorizer().authenticate(request, on_loop(&Client::on_authenticated));
   if (decision) on_authenticated(*decision);
+}
+
+Authorizer::Later Client::on_loop(void (Client::*then)(const ConnectDecision&)) {
+  return [link = std::weak_ptr<SessionLink>(transport_.shared_link()), this, then](ConnectDecision d) {
+    if (auto l = link.lock()) {
+      l->post([this, then, d = std::move(d)] {
+        (this->*then)(d);
+        process();  // packets that arrived while the decision was pending
+      });
+    }
+  };
 }
 
 void Client::on_authenticated(const ConnectDecision& decision) {
   if (state_ != State::Authenticating) return;
+  if (decision.reason == ReasonCode::ContinueAuthentication && !auth_method_.empty()) {
+    // Enhanced authentication goes on: the client answers with AUTH.
+    exchange_ = decision.context;
+    state_ = State::AuthExchange;
+    send_auth(ReasonCode::ContinueAuthentication, decision.auth_data);
+    return;
+  }
+  exchange_.reset();
   auto p = std::move(pending_);
   if (decision.reason != ReasonCode::Success) {
     Stats::add(broker_.stats().connect_denied);
     return refuse_connect(version_, decision.reason,
-                          decision.why.empty() ? std::string("refused by access control") : decision.why);
+                          decision.why.empty() ? std::string("refused by access control") : decision.why,
+                          !decision.logged);
+  }
+  if (decision.context || decision.username) {
+    // The identity is immutable once shared: attach the context to a copy.
+    auto identity = std::make_shared<ClientIdentity>(*p->identity);
+    identity->auth = decision.context;
+    if (decision.username) identity->username = decision.username;
+    p->identity = std::move(identity);
+  }
+  if (!auth_method_.empty()) {
+    p->ack.properties.authentication_method = auth_method_;
+    p->ack.properties.authentication_data = decision.auth_data;
   }
   complete_connect(*p);
+}
+
+// ------------------------------------------------- enhanced authentication --
+
+void Client::send_auth(ReasonCode reason, const std::optional<std::string>& data) {
+  mqtt::Auth a{reason, {}};
+  a.properties.authentication_method = auth_method_;
+  a.properties.authentication_data = data;
+  send(a);
+}
+
+void Client::handle_auth_exchange(const mqtt::Frame& frame) {
+  // Before CONNACK a client may send only AUTH and DISCONNECT (MQTT 5.0 4.12);
+  // anything else is a Protocol Error, answered with CONNACK.
+  try {
+    mqtt::Packet packet = mqtt::decode(frame, version_,
+                                       {.sender = mqtt::Sender::Client,
+                                        .enhanced_auth = true,
+                                        .allow_control_characters = broker_.config().allow_control_characters});
+    if (std::holds_alternative<mqtt::Disconnect>(packet)) {
+      end(false, "client sent DISCONNECT during authentication");
+      return;
+    }
+    const auto* a = std::get_if<mqtt::Auth>(&packet);
+    if (!a) mqtt::protocol_error(fmt::format("{} during authentication", mqtt::to_string(mqtt::packet_type(packet))));
+    if (a->reason != ReasonCode::ContinueAuthentication)
+      mqtt::protocol_error("AUTH during authentication must continue it (0x18)");
+    if (a->properties.authentication_method != auth_method_)
+      mqtt::protocol_error("AUTH with another Authentication Method than the CONNECT's");
+    state_ = State::Authenticating;
+    const AuthStep step{*pending_->identity, exchange_, auth_method_, a->properties.authentication_data, false};
+    auto decision = broker_.authorizer().authenticate_step(step, on_loop(&Client::on_authenticated));
+    if (decision) on_authenticated(*decision);
+  } catch (const mqtt::ProtocolError& e) {
+    Stats::add(broker_.stats().protocol_errors);
+    refuse_connect(Version::V5, e.code() == ReasonCode::MalformedPacket ? e.code() : ReasonCode::ProtocolError,
+                   e.what());
+  }
+}
+
+void Client::on_auth(const mqtt::Auth& a) {
+  // Re-authentication (MQTT 5.0 4.12.1): with the CONNECT's method, started
+  // by 0x19, continued by 0x18 while the server is asking.
+  if (a.properties.authentication_method != auth_method_)
+    mqtt::protocol_error("AUTH with another Authentication Method than the CONNECT's");
+  if (a.reason == ReasonCode::ReAuthenticate) {
+    if (reauthenticating_) mqtt::protocol_error("re-authentication already in progress");
+    reauthenticating_ = true;
+    exchange_.reset();
+  } else if (a.reason != ReasonCode::ContinueAuthentication || !reauthenticating_ || !exchange_) {
+    mqtt::protocol_error("AUTH outside a re-authentication");
+  }
+  const std::shared_ptr<const AuthContext> exchange = std::exchange(exchange_, nullptr);
+  const AuthStep step{*identity_, exchange, auth_method_, a.properties.authentication_data, true};
+  auto decision = broker_.authorizer().authenticate_step(step, on_loop(&Client::on_reauthenticated));
+  if (decision) on_reauthenticated(*decision);
+}
+
+void Client::on_reauthenticated(const ConnectDecision& decision) {
+  if (state_ != State::Connected || !reauthenticating_) return;
+  if (decision.reason == ReasonCode::ContinueAuthentication) {
+    exchange_ = decision.context;
+    send_auth(ReasonCode::ContinueAuthentication, decision.auth_data);
+    return;
+  }
+  reauthenticating_ = false;
+  exchange_.reset();
+  if (decision.reason == ReasonCode::Success) {
+    spdlog::info("client re-authenticated: id={} peer={}", client_id(), transport_.peer());
+    send_auth(ReasonCode::Success, decision.auth_data);
+    return;
+  }
+  // A failed re-authentication ends the connection (MQTT 5.0 4.12.1).
+  Stats::add(broker_.stats().connect_denied);
+  send(mqtt::Disconnect{decision.reason, {}});
+  end(true, fmt::format("re-authentication refused: {}", decision.why), decision.reason);
 }
 
 void Client::complete_connect(PendingConnect& p) {
@@ -336,7 +445,7 @@ bool Client::within_topic_limits(std::string_view topic) const {
   return static_cast<std::size_t>(std::count(topic.begin(), topic.end(), '/')) + 1 <= cfg.max_topic_levels;
 }
 
-void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
+void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why, bool log) {
   mqtt::Connack ack;
   ack.reason = rc;
   std::string out;
@@ -345,8 +454,9 @@ void Client::refuse_connect(Version v, ReasonCode rc, std::string_view why) {
   // [MQTT-3.1.2-24]; sending it is only a MAY: close without it.
   if (out.size() <= peer_max_packet_size_) this->out(out);
   Stats::add(broker_.stats().protocol_errors);
-  spdlog::warn("connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id(),
-               mqtt::to_string(rc), static_cast<unsigned>(rc), why);
+  spdlog::log(log ? spdlog::level::warn : spdlog::level::debug,
+              "connection refused: peer={} id={} reason={} (0x{:02X}): {}", transport_.peer(), client_id(),
+              mqtt::to_string(rc), static_cast<unsigned>(rc), why);
   state_ = State::Closing;
   transport_.close(rc);
 }
@@ -614,8 +724,11 @@ void Client::kick(ReasonCode reason) {
 
 void Client::on_timeout() {
   if (state_ == State::Closing) return;
-  if (state_ == State::AwaitConnect) {
-    end(false, "no CONNECT within the connect timeout");
+  if (state_ != State::Connected) {
+    // No CONNACK yet (the CONNECT, the authorizer's answer or an enhanced
+    // authentication exchange took too long): closed without one.
+    end(false, state_ == State::AwaitConnect ? "no CONNECT within the connect timeout"
+                                             : "authentication not complete within the connect timeout");
     return;
   }
   if (version_ == Version::V5) send(mqtt::Disconnect{ReasonCode::KeepAliveTimeout, {}});

@@ -7,7 +7,9 @@
 //
 // A CONNECT is decided by the broker's Authorizer, which may answer later:
 // meanwhile the client is Authenticating, further packets wait in the frame
-// reader, and the connection stops reading (awaiting_decision()).
+// reader, and the connection stops reading (awaiting_decision()). With
+// enhanced authentication the Authorizer may ask for more (AUTH packets)
+// before it decides, and a connected client may re-authenticate.
 //
 // Threading: every method runs on the connection's event loop.
 #pragma once
@@ -66,13 +68,24 @@ class Client {
   std::size_t held_back() const { return held_.size(); }
 
  private:
-  enum class State : std::uint8_t { AwaitConnect, Authenticating, Connected, Closing };
+  // AuthExchange: enhanced authentication before CONNACK, awaiting the
+  // client's next AUTH (Authenticating: awaiting the authorizer).
+  enum class State : std::uint8_t { AwaitConnect, Authenticating, AuthExchange, Connected, Closing };
   struct PendingConnect;
 
   void process();
   void handle(const mqtt::Frame& frame);
   void handle_connect(const mqtt::Frame& frame);
   void on_authenticated(const ConnectDecision& decision);
+  // Enhanced authentication (MQTT 5.0 4.12): the AUTH packets of the
+  // exchange before CONNACK, and re-authentication once connected.
+  void handle_auth_exchange(const mqtt::Frame& frame);
+  void on_auth(const mqtt::Auth& a);
+  void on_reauthenticated(const ConnectDecision& decision);
+  void send_auth(mqtt::ReasonCode reason, const std::optional<std::string>& data);
+  // A callback for the authorizer's later answer: runs `then` on this
+  // connection's loop (if it is still there), then reads on.
+  Authorizer::Later on_loop(void (Client::*then)(const ConnectDecision&));
   void complete_connect(PendingConnect& p);
   void on_publish(mqtt::PublishView& p);
   void on_puback(const mqtt::AckView& a);
@@ -81,7 +94,8 @@ class Client {
   void on_disconnect(const mqtt::Disconnect& d);
 
   bool within_topic_limits(std::string_view topic) const;
-  void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why);
+  // `log`: at warn level (false: the authorizer logged it already, rate-limited).
+  void refuse_connect(mqtt::Version v, mqtt::ReasonCode rc, std::string_view why, bool log = true);
   void fail(mqtt::ReasonCode rc, std::string_view why);
   void end(bool publish_will, std::string_view why, mqtt::ReasonCode reason = mqtt::ReasonCode::Success);
   // Encodes and sends a packet other than a delivery; false if even without
@@ -134,6 +148,11 @@ class Client {
   std::uint16_t peer_topic_alias_maximum_ = 0;
   // The CONNECT while the authorizer decides.
   std::unique_ptr<PendingConnect> pending_;
+  // Enhanced authentication: the CONNECT's method (empty: none), the state of
+  // the exchange in progress, and whether a re-authentication is.
+  std::string auth_method_;
+  std::shared_ptr<const AuthContext> exchange_;
+  bool reauthenticating_ = false;
   // Topic aliases: from the peer (alias -> topic) and to the peer (topic -> alias).
   // Allocated on first use: most connections never use topic aliases, and
   // two empty maps would cost every connection 112 bytes.

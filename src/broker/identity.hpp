@@ -16,18 +16,27 @@
 
 namespace petrel::broker {
 
+// What access control attaches to a connection it accepted (its policy, how
+// the client authenticated, per-connection grants), opaque to the core: the
+// Authorizer that set it reads it back on each check, so those checks need no
+// lookup by name. Null for a session restored from the store.
+struct AuthContext {
+  virtual ~AuthContext() = default;
+};
+
 struct ClientIdentity {
   std::string client_id;
   // The user name access control sees: the CONNECT's, or on a listener with
   // identity_as_username the verified client certificate's (and then only it).
   std::optional<std::string> username;
   bool username_from_certificate = false;
-  std::string listener;  // the listener's name; empty for a session restored from the store
+  std::string listener;  // the listener's name (a restored session: as stored; "" if stored before schema 2)
   std::string peer;      // address:port; empty for a restored session
   mqtt::Version version = mqtt::Version::V311;
   std::uint16_t keep_alive = 0;
   bool clean_start = true;
   std::chrono::system_clock::time_point connected_at{};
+  std::shared_ptr<const AuthContext> auth;  // set from ConnectDecision::context
 };
 
 using IdentityPtr = std::shared_ptr<const ClientIdentity>;

@@ -61,6 +61,8 @@ struct StoredSession {
   // the broker stopped.
   std::optional<std::int64_t> disconnected_at;
   std::optional<WillMessage> will;
+  std::optional<std::string> username;  // of its last client (none: anonymous)
+  std::string listener;                 // its last client's listener ("" if unknown)
   std::vector<std::pair<std::string, SubscriptionEntry>> subscriptions;
   std::vector<StoredDelivery> deliveries;  // in queue order
   std::vector<std::uint16_t> inbound_qos2;
@@ -70,9 +72,12 @@ class SessionStore {
  public:
   virtual ~SessionStore() = default;
 
-  // The session is connected with these settings (and will, if any).
+  // The session is connected with these settings (and will, if any), by a
+  // client with this user name (none: anonymous) on this listener: access
+  // control checks deliveries to the session as that client after a restart.
   virtual void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                             const WillMessage* will) = 0;
+                             const WillMessage* will, const std::optional<std::string>& username = std::nullopt,
+                             const std::string& listener = {}) = 0;
   // Its connection ended now; `will` is the will still pending (delayed).
   virtual void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
                                const WillMessage* will) = 0;

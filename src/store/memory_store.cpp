@@ -130,7 +130,8 @@ class MemoryRetainedStore final : public RetainedStore {
 
 class MemorySessionStore final : public SessionStore {
  public:
-  void session_saved(const std::string&, std::uint32_t, mqtt::Version, const broker::WillMessage*) override {}
+  void session_saved(const std::string&, std::uint32_t, mqtt::Version, const broker::WillMessage*,
+                     const std::optional<std::string>&, const std::string&) override {}
   void session_offline(const std::string&, std::uint32_t, const broker::WillMessage*) override {}
   void will_cleared(const std::string&) override {}
   void session_deleted(const std::string&) override {}

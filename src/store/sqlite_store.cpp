@@ -20,7 +20,7 @@ namespace {
 
 // The schema version this petrel writes. Each entry of kMigrations takes a
 // database from version i to i + 1; version 0 is an empty file.
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;
 constexpr const char* kMigrations[] = {
     // 0 -> 1
     R"sql(
@@ -45,6 +45,13 @@ CREATE TABLE deliveries (
 CREATE INDEX deliveries_by_client ON deliveries (client_id, id);
 CREATE TABLE inbound_qos2 (
   client_id TEXT NOT NULL, packet_id INTEGER NOT NULL, PRIMARY KEY (client_id, packet_id)) WITHOUT ROWID;
+)sql",
+    // 1 -> 2: who a session belongs to (user name, NULL if anonymous, and the
+    // listener it came in on), so access control checks deliveries to a
+    // session restored after a restart as its client.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN username TEXT;
+ALTER TABLE sessions ADD COLUMN listener TEXT;
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -145,6 +152,8 @@ struct SqliteStore::Op {
   MessagePtr message{};
   std::vector<std::uint32_t> subscription_ids{};
   std::optional<broker::WillMessage> will{};
+  std::optional<std::string> username{};  // SessionSave
+  std::string listener{};                 // SessionSave
 };
 
 // ------------------------------------------------------------ start-up --
@@ -308,7 +317,7 @@ std::vector<StoredSession> SqliteStore::load_sessions() {
   int rc;
   sqlite3_stmt* s = prepare(
       "SELECT client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, will_qos, will_retain, "
-      "will_props, will_delay FROM sessions");
+      "will_props, will_delay, username, listener FROM sessions");
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     StoredSession st;
     st.client_id = column_text(s, 0);
@@ -326,6 +335,8 @@ std::vector<StoredSession> SqliteStore::load_sessions() {
       w.delay = static_cast<std::uint32_t>(sqlite3_column_int64(s, 9));
       st.will = std::move(w);
     }
+    if (sqlite3_column_type(s, 10) != SQLITE_NULL) st.username = column_text(s, 10);
+    if (sqlite3_column_type(s, 11) != SQLITE_NULL) st.listener = column_text(s, 11);
     index.emplace(st.client_id, out.size());
     out.push_back(std::move(st));
   }
@@ -440,9 +451,12 @@ bool SqliteStore::erase(std::string_view topic) {
 }
 
 void SqliteStore::session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                                const broker::WillMessage* will) {
+                                const broker::WillMessage* will, const std::optional<std::string>& username,
+                                const std::string& listener) {
   Op op{.kind = Op::Kind::SessionSave, .key = client_id, .number = expiry_interval, .version = version};
   if (will) op.will = *will;
+  op.username = username;
+  op.listener = listener;
   push(std::move(op));
 }
 
@@ -652,9 +666,11 @@ void SqliteStore::apply(std::vector<Op>& batch) {
         prepare("DELETE FROM retained WHERE topic = ?"),
         prepare(
             "INSERT INTO sessions (client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, "
-            "will_qos, will_retain, will_props, will_delay) VALUES (?1,?2,?3,NULL,?4,?5,?6,?7,?8,?9) "
+            "will_qos, will_retain, will_props, will_delay, username, listener) "
+            "VALUES (?1,?2,?3,NULL,?4,?5,?6,?7,?8,?9,?10,?11) "
             "ON CONFLICT (client_id) DO UPDATE SET version = ?2, expiry_interval = ?3, disconnected_at = NULL, "
-            "will_topic = ?4, will_payload = ?5, will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9"),
+            "will_topic = ?4, will_payload = ?5, will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9, "
+            "username = ?10, listener = ?11"),
         prepare(
             "UPDATE sessions SET expiry_interval = ?2, disconnected_at = ?3, will_topic = ?4, will_payload = ?5, "
             "will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9 WHERE client_id = ?1"),
@@ -740,6 +756,8 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           sqlite3_bind_int(s, 2, static_cast<int>(op.version));
           sqlite3_bind_int64(s, 3, op.number);
           bind_will(s, op.will, scratch);
+          if (op.username) text(s, 10, *op.username);
+          text(s, 11, op.listener);
           run(s);
           break;
         }

@@ -84,7 +84,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
 
   // SessionStore
   void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                     const broker::WillMessage* will) override;
+                     const broker::WillMessage* will, const std::optional<std::string>& username = std::nullopt,
+                     const std::string& listener = {}) override;
   void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
                        const broker::WillMessage* will) override;
   void will_cleared(const std::string& client_id) override;

@@ -108,5 +108,6 @@ def test_post_reload_reloads_what_sighup_reloads(http_broker, pki, tmp_path):
     b = http_broker(tls_listener(pki, cert, key, free_port()))
     r = b.api.post("/api/v1/reload")
     assert r.status == 200, r
-    assert r.json() == {"reloaded": True, "results": [{"target": "listener 'tls'", "ok": True, "error": None}]}
+    assert r.json() == {"reloaded": True, "results": [{"target": "listener 'tls'", "ok": True, "error": None},
+                                                     {"target": "access control", "ok": True, "error": None}]}
     b.wait_log("listener 'tls': TLS certificates reloaded")

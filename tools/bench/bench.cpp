@@ -213,6 +213,8 @@ void add_common(CLI::App* cmd, Settings& s) {
   cmd->add_option("--session-expiry", s.session_expiry,
                   "Persistent sessions with this expiry (seconds); 0: clean sessions")
       ->capture_default_str();
+  cmd->add_option("-u,--username", s.username, "User name every client connects with");
+  cmd->add_option("-P,--password", s.password, "Password every client connects with");
   cmd->add_flag("--tls", s.tls, "Connect with TLS (implied by --cafile, --cert, --insecure)");
   cmd->add_option("--cafile", s.ca_file, "CA to verify the broker (default: the system's)");
   cmd->add_option("--cert", s.cert_file, "Client certificate (mutual TLS)");

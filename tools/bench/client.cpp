@@ -88,6 +88,8 @@ void Client::on_transport_ready() {
   c.version = shared_.version;
   c.client_id = client_id_;
   c.keep_alive = keep_alive_;
+  c.username = shared_.s.username;
+  c.password = shared_.s.password;
   if (const auto expiry = shared_.s.session_expiry) {
     c.clean_start = false;
     if (c.version == mqtt::Version::V5) c.properties.session_expiry_interval = expiry;

@@ -57,6 +57,8 @@ struct Settings {
   // Session Expiry Interval, or clean session = 0 in 3.1.1), which a
   // durable store must write.
   std::uint32_t session_expiry = 0;
+  // Credentials every client connects with (none: anonymous).
+  std::optional<std::string> username, password;
   // bench pub / bench sub
   unsigned clients = 1;
   std::string pattern;          // topic (pub) or filter (sub), with %i, %c and %%
