@@ -1,16 +1,15 @@
 #include "app/config.hpp"
 
+#include <fmt/format.h>
 #include <fmt/ranges.h>
 
-#include "auth/http_client.hpp"
-
-#include <fmt/format.h>
-
-#include <toml++/toml.h>
-
-#include "http/tokens.hpp"
 #include <fstream>
 #include <sstream>
+#include <toml++/toml.h>
+
+#include "auth/http_client.hpp"
+#include "auth/password_file.hpp"
+#include "http/tokens.hpp"
 
 namespace petrel::app {
 namespace {
@@ -394,7 +393,8 @@ class Parser {
 
   void http(const toml::table& t, HttpConfig& c) const {
     known_keys(t, "[http]",
-               {"enabled", "bind", "port", "token_file", "max_connections", "max_body_size", "max_header_size",
+               {"enabled", "bind", "port", "token_file", "password_file", "max_connections", "max_body_size",
+                "max_header_size",
                 "header_timeout", "body_timeout", "keep_alive_timeout", "cert_file", "key_file", "key_password",
                 "ca_file", "ca_dir", "crl_file", "min_version", "max_version", "ciphers", "ciphersuites",
                 "client_cert"});
@@ -403,6 +403,7 @@ class Parser {
     string(t, "bind", o.bind);
     integer(t, "port", o.port, 0, 65535);
     string(t, "token_file", o.token_file);
+    string(t, "password_file", o.password_file);
     integer(t, "max_connections", o.max_connections, 1, 100'000);
     integer(t, "max_body_size", o.max_body_size, 1024, 1 << 30);
     integer(t, "max_header_size", o.max_header_size, 1024, 1 << 20);
@@ -428,11 +429,19 @@ class Parser {
     if (!o.enabled) return;
     // The API can disconnect clients and publish: off loopback, it must
     // not be open to whoever reaches the port.
-    if (!address.is_loopback() && o.token_file.empty())
+    if (!address.is_loopback() && o.token_file.empty() && o.password_file.empty())
       fail(t.get("bind") ? *t.get("bind") : t,
            fmt::format("[http] bind = \"{}\" is not a loopback address, so the HTTP API needs token_file "
-                       "(bearer tokens); set it, bind to 127.0.0.1, or set enabled = false",
+                       "(bearer tokens) or password_file (HTTP Basic); set one, bind to 127.0.0.1, or set "
+                       "enabled = false",
                        o.bind));
+    if (!o.password_file.empty()) {
+      try {
+        auth::PasswordFile::load(o.password_file);
+      } catch (const std::exception& e) {
+        fail(*t.get("password_file"), e.what());
+      }
+    }
     if (!o.token_file.empty()) {
       try {
         http::load_tokens(o.token_file);

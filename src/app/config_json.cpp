@@ -52,6 +52,7 @@ json config_json(const Config& c) {
             {"bind", h.bind},
             {"port", h.port},
             {"token_file", h.token_file},
+            {"password_file", h.password_file},
             {"max_connections", h.max_connections},
             {"max_body_size", h.max_body_size},
             {"max_header_size", h.max_header_size},

@@ -7,6 +7,7 @@
 
 #include "app/process.hpp"
 #include "app/service.hpp"
+#include "auth/password_file.hpp"
 
 namespace petrel::app {
 
@@ -104,8 +105,15 @@ http::Operations Service::operations() {
     ops.http_certificate = [this]() -> std::optional<http::CertificateStatus> {
       return certificate(http_tls_->status());
     };
-  // HTTP Basic with the auth layer's password file: wired here once the
-  // auth layer (src/auth/) lands; until then only bearer tokens are accepted.
+  if (!config_.http.options.password_file.empty())
+    ops.check_password = [this](std::string_view user, std::string_view password) {
+      std::shared_ptr<const auth::PasswordFile> users;
+      {
+        std::lock_guard lock(http_users_mutex_);
+        users = http_users_;
+      }
+      return users && users->check(user, password) == auth::PasswordFile::Result::Match;
+    };
   return ops;
 }
 

@@ -36,6 +36,8 @@ Service::Service(const Config& config) : config_(config) {
       tls = [ctx = http_tls_.get()] { return ctx->current(); };
     }
     http_ = std::make_unique<http::Server>(config_.http.options, std::move(tls));
+    if (!config_.http.options.password_file.empty())
+      http_users_ = std::make_shared<const auth::PasswordFile>(auth::PasswordFile::load(config_.http.options.password_file));
   }
   open_store(config_.store);
   broker_->set_authorizer(*access_);
@@ -172,6 +174,19 @@ std::vector<http::ReloadResult> Service::reload() {
       spdlog::info("[http]: tokens reloaded from {}", config_.http.options.token_file);
     }
     out.push_back({"http tokens", !error, error.value_or("")});
+  }
+  if (http_ && !config_.http.options.password_file.empty()) {
+    std::optional<std::string> error;
+    try {
+      auto users = std::make_shared<const auth::PasswordFile>(auth::PasswordFile::load(config_.http.options.password_file));
+      std::lock_guard lock(http_users_mutex_);
+      http_users_ = std::move(users);
+      spdlog::info("[http]: HTTP Basic users reloaded from {}", config_.http.options.password_file);
+    } catch (const std::exception& e) {
+      error = e.what();
+      spdlog::error("[http]: password file reload failed, keeping the previous users: {}", *error);
+    }
+    out.push_back({"http users", !error, error.value_or("")});
   }
   {
     // Password, ACL, JWT key and SCRAM credential files: a file with an error

@@ -24,8 +24,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <memory>
+#include <mutex>
 
 #include "app/config.hpp"
+#include "auth/password_file.hpp"
 #include "auth/access_control.hpp"
 #include "broker/broker.hpp"
 #include "broker/persistence.hpp"
@@ -74,6 +76,9 @@ class Service {
   std::unique_ptr<broker::Broker> broker_;
   std::unique_ptr<net::TlsContext> http_tls_;  // the HTTP listener's certificate, when it serves HTTPS
   std::unique_ptr<http::Server> http_;
+  // The HTTP listener's Basic users ([http] password_file), swapped on reload.
+  std::mutex http_users_mutex_;
+  std::shared_ptr<const auth::PasswordFile> http_users_;
   std::unique_ptr<boost::asio::steady_timer> notify_timer_, watchdog_timer_;
   std::atomic<bool> stopping_{false};
   const std::chrono::system_clock::time_point started_ = std::chrono::system_clock::now();

@@ -16,6 +16,11 @@ struct Options {
   // Bearer tokens, one per line. Empty: no token is asked for, which the
   // configuration allows on a loopback address only.
   std::string token_file;
+  // Users for HTTP Basic: a Mosquitto-format password file (it may be the
+  // MQTT listeners' [auth] password_file); app/ checks the passwords
+  // (Operations::check_password). Either this or token_file may guard an
+  // address that is not loopback.
+  std::string password_file;
   bool tls = false;  // serve HTTPS (the certificate comes from app/, net::TlsContext)
   // Open HTTP connections at once; past it a new one gets 429 and is closed.
   std::uint32_t max_connections = 64;

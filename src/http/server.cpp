@@ -53,19 +53,21 @@ struct Server::Impl {
 
   void accept();
   void on_accept(const boost::system::error_code& ec, tcp::socket socket);
-  // Whether the request's credentials are good (always, without tokens).
+  // Whether the request's credentials are good (always, without tokens
+  // and without HTTP Basic users).
   bool authorized(const bhttp::request_header<>& h) {
     std::vector<std::string> current;
     {
       std::lock_guard lock(tokens_mutex);
-      if (tokens.empty()) return true;
+      if (tokens.empty() && !ops.check_password) return true;
       current = tokens;
     }
     const auto it = h.find(bhttp::field::authorization);
     if (it == h.end()) return false;
     const beast::string_view value = it->value();
     std::string_view v(value.data(), value.size());
-    if (v.size() > 7 && beast::iequals(value.substr(0, 7), "Bearer ")) return token_matches(current, v.substr(7));
+    if (v.size() > 7 && beast::iequals(value.substr(0, 7), "Bearer "))
+      return !current.empty() && token_matches(current, v.substr(7));
     if (v.size() > 6 && beast::iequals(value.substr(0, 6), "Basic ") && ops.check_password) {
       auto decoded = base64_decode(v.substr(6));
       if (!decoded) return false;
@@ -214,7 +216,9 @@ class Connection : public std::enable_shared_from_this<Connection<Stream>> {
     }
     if (!match_.open && !server_.authorized(h)) {
       ++server_.stats.auth_failures;
-      auto r = Response::error(401, "authentication required: Authorization: Bearer <token>");
+      auto r = Response::error(401, server_.ops.check_password
+                                        ? "authentication required: Authorization: Basic (user:password) or Bearer <token>"
+                                        : "authentication required: Authorization: Bearer <token>");
       r.headers.emplace_back("WWW-Authenticate", server_.ops.check_password ? "Basic realm=\"petrel\", Bearer"
                                                                                : "Bearer realm=\"petrel\"");
       return respond(std::move(r), true);
