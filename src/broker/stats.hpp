@@ -1,6 +1,13 @@
 // Broker-wide counters, read for $SYS topics and the HTTP layer's /metrics
-// (docs/architecture.md, "Seams"). Relaxed atomics: each is an independent
-// tally, never used to order other memory.
+// (docs/architecture.md, "Seams").
+//
+// Every event loop adds to them for every message, so each counter is
+// sharded: a thread adds to a slot of its own (on a cache line of its own),
+// and reading sums the slots. A counter shared by all loops would bounce its
+// cache line between cores on every message. Relaxed atomics: each is an
+// independent tally, never used to order other memory; a gauge (clients
+// connected, subscriptions) goes down on one thread and up on another, and
+// the sum is still right (modulo 2^64).
 #pragma once
 
 #include <array>
@@ -10,25 +17,50 @@
 
 namespace petrel::broker {
 
+class Counter {
+ public:
+  void add(std::uint64_t n = 1) noexcept { slots_[slot()].value.fetch_add(n, std::memory_order_relaxed); }
+  void sub(std::uint64_t n = 1) noexcept { slots_[slot()].value.fetch_sub(n, std::memory_order_relaxed); }
+  std::uint64_t get() const noexcept {
+    std::uint64_t sum = 0;
+    for (const auto& s : slots_) sum += s.value.load(std::memory_order_relaxed);
+    return sum;
+  }
+
+ private:
+  static constexpr std::size_t kSlots = 16;
+  struct alignas(64) Slot {
+    std::atomic<std::uint64_t> value{0};
+  };
+  // Threads take slots in turn; beyond kSlots threads share them (still
+  // correct: the adds are atomic).
+  static std::size_t slot() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t mine = next.fetch_add(1, std::memory_order_relaxed) % kSlots;
+    return mine;
+  }
+  std::array<Slot, kSlots> slots_{};
+};
+
 struct Stats {
-  std::atomic<std::uint64_t> clients_connected{0};
-  std::atomic<std::uint64_t> messages_received{0};
-  std::atomic<std::uint64_t> messages_sent{0};
-  std::atomic<std::uint64_t> publish_received{0};
-  std::atomic<std::uint64_t> publish_sent{0};
-  std::atomic<std::uint64_t> publish_dropped{0};  // queue full, too large for the client, or expired
-  std::atomic<std::uint64_t> bytes_received{0};
-  std::atomic<std::uint64_t> bytes_sent{0};
-  std::atomic<std::uint64_t> protocol_errors{0};
+  Counter clients_connected;
+  Counter messages_received;
+  Counter messages_sent;
+  Counter publish_received;
+  Counter publish_sent;
+  Counter publish_dropped;  // queue full, too large for the client, or expired
+  Counter bytes_received;
+  Counter bytes_sent;
+  Counter protocol_errors;
   // Refused by the Authorizer: CONNECTs, PUBLISHes (acknowledged and
   // dropped), subscriptions (SUBACK 0x87 / 0x80).
-  std::atomic<std::uint64_t> connect_denied{0};
-  std::atomic<std::uint64_t> publish_denied{0};
-  std::atomic<std::uint64_t> subscribe_denied{0};
-  std::atomic<std::uint64_t> subscriptions{0};
+  Counter connect_denied;
+  Counter publish_denied;
+  Counter subscribe_denied;
+  Counter subscriptions;
   // Exceptions caught at a connection's boundary or an event loop's (each
   // closed that connection or was logged; the broker went on).
-  std::atomic<std::uint64_t> internal_errors{0};
+  Counter internal_errors;
 
   // Sessions attached to a connection (accepted CONNECTs), and connections
   // that left their session, by how: a DISCONNECT without will (normal),
@@ -36,26 +68,26 @@ struct Stats {
   // error, DISCONNECT 0x04, a kick by the server), or a takeover by a new
   // connection. An operator's disconnect is also counted apart
   // (administrative; it then ends as abnormal).
-  std::atomic<std::uint64_t> connects{0};
-  std::atomic<std::uint64_t> disconnects_normal{0};
-  std::atomic<std::uint64_t> disconnects_abnormal{0};
-  std::atomic<std::uint64_t> disconnects_taken_over{0};
-  std::atomic<std::uint64_t> disconnects_administrative{0};
+  Counter connects;
+  Counter disconnects_normal;
+  Counter disconnects_abnormal;
+  Counter disconnects_taken_over;
+  Counter disconnects_administrative;
   // Messages dropped because a session's queue was full (a part of
   // publish_dropped; the rest expired or exceeded the client's Maximum
   // Packet Size when dequeued).
-  std::atomic<std::uint64_t> dropped_queue_full{0};
+  Counter dropped_queue_full;
 
   // Application messages by QoS, $SYS excluded: `in` counts messages routed
   // (from clients, wills and the HTTP API), `out` the deliveries queued to
   // sessions (one per subscriber, at the QoS of that delivery). Bytes are
-  // topic + payload. On a line of their own: the publish path adds to them.
+  // topic + payload.
   struct ByQos {
-    std::array<std::atomic<std::uint64_t>, 3> messages{};
-    std::array<std::atomic<std::uint64_t>, 3> bytes{};
+    std::array<Counter, 3> messages;
+    std::array<Counter, 3> bytes;
   };
-  alignas(64) ByQos in;
-  alignas(64) ByQos out;
+  ByQos in;
+  ByQos out;
 
   static void add_dropped_queue_full(Stats& s, std::uint64_t n) {
     add(s.publish_dropped, n);
@@ -63,13 +95,13 @@ struct Stats {
   }
   static void count(ByQos& c, std::string_view topic, std::size_t payload, std::uint8_t qos) {
     if (topic.starts_with("$SYS/") || qos > 2) return;
-    c.messages[qos].fetch_add(1, std::memory_order_relaxed);
-    c.bytes[qos].fetch_add(topic.size() + payload, std::memory_order_relaxed);
+    c.messages[qos].add(1);
+    c.bytes[qos].add(topic.size() + payload);
   }
 
-  static void add(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
-  static void sub(std::atomic<std::uint64_t>& c, std::uint64_t n = 1) { c.fetch_sub(n, std::memory_order_relaxed); }
-  static std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
+  static void add(Counter& c, std::uint64_t n = 1) { c.add(n); }
+  static void sub(Counter& c, std::uint64_t n = 1) { c.sub(n); }
+  static std::uint64_t get(const Counter& c) { return c.get(); }
 };
 
 }  // namespace petrel::broker
