@@ -120,7 +120,7 @@ class Parser {
     static constexpr std::string_view tls_keys[] = {
         "cert_file",   "key_file", "key_password", "ca_file",     "ca_dir",
         "crl_file",    "min_version", "max_version", "ciphers",   "ciphersuites",
-        "alpn",        "client_cert", "identity_as_username", "max_pending_handshakes"};
+        "alpn",        "client_cert", "identity_as_username", "max_pending_handshakes", "session_tickets"};
     static constexpr std::string_view ws_keys[] = {"path", "trusted_proxies"};
     for (const auto& [k, v] : t) {
       bool ok = k.str() == "name" || k.str() == "type" || k.str() == "bind" || k.str() == "port" ||
@@ -178,6 +178,7 @@ class Parser {
       fail(node, fmt::format("TLS listener '{}' needs cert_file and key_file", spec.name));
     tls_settings(t, spec.tls);
     integer(t, "max_pending_handshakes", spec.tls.max_pending_handshakes, 1, 1'000'000);
+    boolean(t, "session_tickets", spec.tls.session_tickets);
     return spec;
   }
 

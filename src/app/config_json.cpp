@@ -28,7 +28,8 @@ json tls_json(const net::TlsSettings& t) {
               {"alpn", t.alpn},
               {"client_cert", policy[static_cast<int>(t.client_cert)]},
               {"identity_as_username", identity[static_cast<int>(t.identity_as_username)]},
-              {"max_pending_handshakes", t.max_pending_handshakes}};
+              {"max_pending_handshakes", t.max_pending_handshakes},
+              {"session_tickets", t.session_tickets}};
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 
 #include "app/config.hpp"
@@ -16,6 +17,10 @@
 #include "cli/cli.hpp"
 
 int main(int argc, char** argv) {
+  // A peer that closes while petrel writes must cost an EPIPE on that
+  // connection, not the process: OpenSSL writes TLS records with write(2),
+  // which raises SIGPIPE (Asio's own sends use MSG_NOSIGNAL).
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App cli{"petrel: a lightweight, multi-core MQTT broker (MQTT 3.1, 3.1.1 and 5.0)", "petrel"};
   std::string config_path;
   std::optional<std::uint16_t> port;

@@ -9,7 +9,8 @@
 // per-thread buffer, so an idle connection holds no read buffer at all. A
 // busy one reads at most 256 KiB per turn of the loop, so one fast sender
 // cannot starve the other connections of its loop. A TLS connection reads
-// through OpenSSL into a small buffer of its own.
+// the same way, through OpenSSL (net::TlsSocket, OpenSSL on the socket
+// itself, record buffers released while idle).
 //
 // Writing: packets are queued as chunks, either copies (small acks) or slices
 // of shared, immutable buffers (PUBLISH encoded once for many subscribers).
@@ -42,7 +43,7 @@
 #pragma once
 
 #include <boost/asio/ip/tcp.hpp>
-#include <boost/asio/ssl/stream.hpp>
+#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/websocket/stream.hpp>
 #include <memory>
@@ -56,12 +57,13 @@
 #include "net/loop_batch.hpp"
 #include "net/socket.hpp"
 #include "net/tls.hpp"
+#include "net/tls_socket.hpp"
 #include "net/websocket.hpp"
 
 namespace petrel::net {
 
 using TcpStream = Socket;
-using TlsStream = boost::asio::ssl::stream<Socket>;
+using TlsStream = TlsSocket;
 using WsStream = boost::beast::websocket::stream<TcpStream>;
 using WssStream = boost::beast::websocket::stream<TlsStream>;
 
@@ -114,7 +116,7 @@ class Connection final : public broker::Transport,
   void start();
   static Stream make_stream(Socket socket, boost::asio::ssl::context* context) {
     if constexpr (kTls) {
-      return Stream(std::move(socket), *context);
+      return Stream(std::move(socket), context->native_handle());
     } else {
       return Stream(std::move(socket));
     }
@@ -131,7 +133,6 @@ class Connection final : public broker::Transport,
   void start_reading();
   void wait_readable();
   void on_readable();
-  void read_tls();
   void read_ws();
   void ws_upgrade();
   void ws_accept();
@@ -152,6 +153,8 @@ class Connection final : public broker::Transport,
   void tls_peek();
   void tls_handshake();
   void handshake_failed(const std::string& label, const std::string& reason);
+  // After a failed TLS handshake: stop draining the client and close.
+  void close_drained();
   template <class F>
   void dispatch(F&& fn);
   void contain(std::string_view what);
@@ -165,7 +168,7 @@ class Connection final : public broker::Transport,
     IdentitySource identity_source = IdentitySource::None;
     const WebSocketSettings* ws = nullptr;
     std::unique_ptr<WsUpgrade> upgrade;       // during the WebSocket upgrade only
-    std::unique_ptr<char[]> read_buffer;  // TLS and WebSocket read into a buffer of their own
+    std::unique_ptr<char[]> read_buffer;  // WebSocket reads into a buffer of its own
   };
   std::unique_ptr<Extras> extras_;
   broker::Broker& broker_;
@@ -202,6 +205,7 @@ class Connection final : public broker::Transport,
   bool batched_ = false;         // on the loop's batch
   bool flush_requested_ = false;  // woken: drain the session when the batch runs
   bool ws_closing_ = false;        // close frame sent or being sent
+  bool draining_ = false;          // a failed TLS handshake: reading what the client still sends
   std::uint16_t ws_close_code_ = 0;  // 0: not decided yet
 };
 

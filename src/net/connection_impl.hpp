@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include <array>
+#include <functional>
 #include <boost/asio/post.hpp>
 #include <boost/asio/ssl.hpp>
 #include <boost/asio/write.hpp>
@@ -15,7 +16,6 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/http/write.hpp>
-#include <boost/beast/websocket/ssl.hpp>
 
 #include "net/connection.hpp"
 
@@ -50,7 +50,7 @@ constexpr std::size_t kReadPauseBytes = 4 << 20;
 constexpr std::size_t kReadPauseHeld = 4096;
 // How long a connection may take to write out its last bytes once closing.
 constexpr auto kCloseGrace = std::chrono::seconds(5);
-// TLS and WebSocket connections read into a buffer of their own.
+// WebSocket connections read into a buffer of their own (Beast reads frames).
 constexpr std::size_t kOwnReadBuffer = 8 * 1024;
 
 // TCP connections read into one buffer per thread (shared by the
@@ -112,12 +112,12 @@ void Connection<Stream>::start() {
   socket().set_option(asio::ip::tcp::no_delay(true), ec);
   deadline_ = Clock::now() + broker_.config().connect_timeout;
   arm_timer();
+  socket().non_blocking(true, ec);
   if constexpr (kTls) {
     tls_peek();
   } else if constexpr (kWs) {
     ws_upgrade();
   } else {
-    socket().non_blocking(true, ec);
     start_reading();
   }
 }
@@ -213,8 +213,7 @@ void Connection<Stream>::tls_peek() {
 template <class Stream>
 void Connection<Stream>::tls_handshake() {
   if constexpr (kTls) {
-    tls_stream().async_handshake(
-        asio::ssl::stream_base::server, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+    tls_stream().async_handshake([self = this->shared_from_this()](const boost::system::error_code& ec) {
           if (self->closed_) return;
           SSL* ssl = self->tls_stream().native_handle();
           if (ec) {
@@ -242,8 +241,7 @@ void Connection<Stream>::tls_handshake() {
           if constexpr (kWs) {
             self->ws_upgrade();
           } else {
-            self->extras_->read_buffer = std::make_unique<char[]>(kOwnReadBuffer);
-            self->start_reading();
+            self->start_reading();  // like TCP: into the loop's read buffer when readable
           }
         });
   }
@@ -253,6 +251,50 @@ template <class Stream>
 void Connection<Stream>::handshake_failed(const std::string& label, const std::string& reason) {
   stats_->count_failure(label);
   stats_->warn("TLS handshake failed: peer={} reason={}", peer_, reason);
+  if constexpr (kTls) {
+    // The alert OpenSSL just wrote says why (an expired certificate...). A
+    // TLS 1.3 client may already be sending its CONNECT: closing with that
+    // unread would reset the connection and the client would see "broken
+    // pipe" instead of the alert. So: FIN after the alert, then read and
+    // drop what the client still sends until it closes, for at most a
+    // second, then close.
+    auto drain = std::make_shared<std::function<void()>>();
+    auto self = this->shared_from_this();
+    const auto give_up = Clock::now() + std::chrono::seconds(1);
+    boost::system::error_code ignored;
+    socket().shutdown(Socket::shutdown_send, ignored);
+    *drain = [self, drain, give_up] {
+      self->socket().async_wait(Socket::wait_read, [self, drain, give_up](const boost::system::error_code& ec) {
+        char sink[4096];
+        boost::system::error_code rec;
+        std::size_t n = 0;
+        if (!ec) {
+          do n = self->socket().read_some(asio::buffer(sink), rec);
+          while (!rec && n > 0);
+        }
+        const bool again = !ec && (rec == asio::error::would_block || rec == asio::error::try_again) &&
+                           Clock::now() < give_up;
+        if (again) {
+          (*drain)();
+        } else {
+          *drain = nullptr;  // breaks the cycle
+          self->close_drained();
+        }
+      });
+    };
+    // Everything else about the connection ends now; only the socket waits.
+    closed_ = true;
+    if (in_handshake_) {
+      in_handshake_ = false;
+      stats_->handshakes_in_progress.fetch_sub(1, std::memory_order_relaxed);
+    }
+    client_.on_closed(reason);
+    draining_ = true;
+    deadline_ = give_up;
+    arm_timer();  // a client that sends nothing and never closes is closed then (on_timer)
+    (*drain)();
+    return;
+  }
   shutdown(reason);
 }
 
@@ -413,10 +455,8 @@ template <class Stream>
 void Connection<Stream>::start_reading() {
   if constexpr (kWs) {
     read_ws();
-  } else if constexpr (kTls) {
-    read_tls();
   } else {
-    wait_readable();
+    wait_readable();  // TCP and TLS alike
   }
 }
 
@@ -444,15 +484,33 @@ void Connection<Stream>::on_readable() {
   const bool was_connected = client_.connected();
   std::size_t total = 0;
   bool lost = false;
+  bool want_write = false;  // TLS: OpenSSL must write (a key update) before it can read on
   dispatch([&] {
     while (total < kReadBudget && !client_.closing()) {
-      boost::system::error_code ec;
-      const std::size_t n = socket().read_some(asio::buffer(detail::read_buffer), ec);
-      if (ec == asio::error::would_block || ec == asio::error::try_again) break;
-      if (ec) {
-        client_.on_closed(ec == asio::error::eof ? std::string("connection closed by peer") : ec.message());
-        lost = true;
-        return;
+      std::size_t n = 0;
+      if constexpr (kTls && !kWs) {
+        const auto r = stream_.try_read(detail::read_buffer.data(), detail::read_buffer.size());
+        if (r.status == TlsSocket::Status::WantRead) break;
+        if (r.status == TlsSocket::Status::WantWrite) {
+          want_write = true;
+          break;
+        }
+        if (r.status == TlsSocket::Status::Failed) {
+          const bool eof = r.ec == asio::error::eof || r.ec == asio::ssl::error::stream_truncated;
+          client_.on_closed(eof ? std::string("connection closed by peer") : r.ec.message());
+          lost = true;
+          return;
+        }
+        n = r.bytes;
+      } else {
+        boost::system::error_code ec;
+        n = socket().read_some(asio::buffer(detail::read_buffer), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) break;
+        if (ec) {
+          client_.on_closed(ec == asio::error::eof ? std::string("connection closed by peer") : ec.message());
+          lost = true;
+          return;
+        }
       }
       total += n;
       consume(detail::read_buffer.data(), n);
@@ -462,27 +520,17 @@ void Connection<Stream>::on_readable() {
     shutdown("connection lost");
     return;
   }
-  after_read(total, was_connected);
-}
-
-template <class Stream>
-void Connection<Stream>::read_tls() {
-  if constexpr (kTls && !kWs) {
-    stream_.async_read_some(asio::buffer(extras_->read_buffer.get(), kOwnReadBuffer),
-                            [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-                              if (self->closed_) return;
-                              if (ec) {
-                                if (ec == asio::error::operation_aborted) return;
-                                const bool eof = ec == asio::error::eof || ec == asio::ssl::error::stream_truncated;
-                                self->shutdown(eof ? "connection closed by peer" : ec.message());
-                                return;
-                              }
-                              if (self->close_requested_) return;
-                              const bool was_connected = self->client_.connected();
-                              self->dispatch([&] { self->consume(self->extras_->read_buffer.get(), n); });
-                              self->after_read(n, was_connected);
-                            });
+  if (want_write) {
+    socket().async_wait(Socket::wait_write, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+      if (ec) {
+        if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
+        return;
+      }
+      self->on_readable();
+    });
+    return;
   }
+  after_read(total, was_connected);
 }
 
 template <class Stream>
@@ -500,8 +548,6 @@ void Connection<Stream>::after_read(std::size_t total, bool was_connected) {
     read_paused_ = true;
   } else if constexpr (kWs) {
     read_ws();
-  } else if constexpr (kTls) {
-    read_tls();
   } else if (total >= kReadBudget) {
     asio::post(stream_.get_executor(), [self = this->shared_from_this()] { self->on_readable(); });
   } else {
@@ -648,7 +694,17 @@ void Connection<Stream>::arm_timer() {
 }
 
 template <class Stream>
+void Connection<Stream>::close_drained() {
+  if (!draining_) return;
+  draining_ = false;
+  DeadlineWheel::local().remove(*this);
+  boost::system::error_code ec;
+  socket().close(ec);  // a pending drain wait ends with operation_aborted
+}
+
+template <class Stream>
 void Connection<Stream>::on_timer() {
+  if (draining_) return close_drained();
   if (closed_) return;
   if (!writing_now_ && nothing_queued()) out_.reset();
   if (Clock::now() < deadline_) {

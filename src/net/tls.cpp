@@ -60,6 +60,14 @@ std::shared_ptr<ssl::context> make_tls_context(const TlsSettings& s) {
                    ssl::context::no_tlsv1 | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use);
   // Idle TLS connections give their read/write buffers back to OpenSSL.
   SSL_CTX_set_mode(native, SSL_MODE_RELEASE_BUFFERS);
+  // Session resumption only when asked for: without it a TLS 1.3 handshake
+  // sends no session tickets (each one is encrypted and kept as a session
+  // copy) and nothing is cached between connections.
+  if (!s.session_tickets) {
+    SSL_CTX_set_num_tickets(native, 0);
+    SSL_CTX_set_options(native, SSL_OP_NO_TICKET);
+    SSL_CTX_set_session_cache_mode(native, SSL_SESS_CACHE_OFF);
+  }
   const int min = tls_version(s.min_version, "min_version");
   const int max = tls_version(s.max_version, "max_version");
   if (min > max) throw std::runtime_error("min_version is above max_version");

@@ -39,6 +39,10 @@ struct TlsSettings {
   ClientCertPolicy client_cert = ClientCertPolicy::None;
   IdentitySource identity_as_username = IdentitySource::None;
   std::uint32_t max_pending_handshakes = 512;
+  // Let clients resume sessions (TLS 1.3 tickets, TLS 1.2 tickets): a
+  // reconnecting client then skips the full handshake, at the cost of a
+  // ticket for every handshake.
+  bool session_tickets = false;
 };
 
 // Builds a server context; throws std::runtime_error naming the file and

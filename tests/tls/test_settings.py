@@ -177,3 +177,37 @@ def test_missing_certificate_file_fails_start(pki, petrel_exit, tmp_path):
     rc, output, _ = petrel_exit(_tls_only_config(pki, cert_file=missing))
     assert rc == 1, output
     assert str(missing) in output, output
+
+
+def _resumed(port: int, ctx: ssl.SSLContext, client_id: str) -> bool:
+    """Connects twice with `ctx` (TLS 1.2, where Python can offer the first connection's session), sending
+    CONNECT each time; returns whether the second handshake resumed the first's session."""
+    import socket
+
+    import mqttraw as m
+    session = None
+    for attempt in range(2):
+        raw = socket.create_connection(("127.0.0.1", port), timeout=5)
+        s = ctx.wrap_socket(raw, server_hostname="localhost", session=session)
+        c = m.RawClient.over(s, version=4)
+        assert c.connect(f"{client_id}-{attempt}").fields["reason"] == 0
+        resumed, session = s.session_reused, s.session
+        c.send(m.disconnect())
+        c.expect_closed()
+        c.close()
+    return resumed
+
+
+def test_no_session_resumption_by_default(tls_broker, pki):
+    """session_tickets = false (the default): no ticket is issued and nothing is cached, so a client offering
+    its previous session gets a full handshake (no CPU spent on tickets nobody asked for)."""
+    b = tls_broker()
+    ctx = t.client_context(pki, max_version=ssl.TLSVersion.TLSv1_2)
+    assert _resumed(b.tls_port, ctx, "no-resume") is False
+
+
+def test_session_tickets_let_clients_resume(tls_broker, pki):
+    """session_tickets = true: a reconnecting client resumes its session instead of a full handshake."""
+    b = tls_broker(session_tickets=True)
+    ctx = t.client_context(pki, max_version=ssl.TLSVersion.TLSv1_2)
+    assert _resumed(b.tls_port, ctx, "resume") is True
