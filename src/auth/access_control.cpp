@@ -344,7 +344,10 @@ ConnectDecision AccessControl::accept(Attempt& a, int how) {
     case Context::How::Scram: add(c.accepted_scram); break;
   }
   ConnectDecision d;
-  d.context = a.ctx;
+  // With no ACL and no credential a reload could revoke, nothing ever reads
+  // a context: the connection does not carry one (and its identity is not
+  // copied to attach it), which an idle connection's memory notices.
+  if (checks_anything_) d.context = a.ctx;
   return d;
 }
 

@@ -103,7 +103,7 @@ void Client::handle(const mqtt::Frame& frame) {
     return;
   }
   const mqtt::DecodeOptions options{.sender = mqtt::Sender::Client,
-                                    .enhanced_auth = !auth_method_.empty(),
+                                    .enhanced_auth = enhanced_ != nullptr,
                                     .allow_control_characters = broker_.config().allow_control_characters};
   if (frame.type() == mqtt::PacketType::Publish) {
     // The hot path: no Packet variant, topic and payload stay views into the
@@ -198,7 +198,8 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     if (!broker_.authorizer().offers_method(*c.properties.authentication_method))
       return refuse_connect(version_, ReasonCode::BadAuthenticationMethod,
                             fmt::format("unsupported authentication method '{}'", *c.properties.authentication_method));
-    auth_method_ = *c.properties.authentication_method;
+    enhanced_ = std::make_unique<EnhancedAuth>();
+    enhanced_->method = *c.properties.authentication_method;
   }
   if (c.will && (!mqtt::valid_topic_name(c.will->topic) || !within_topic_limits(c.will->topic)))
     return refuse_connect(version_, ReasonCode::TopicNameInvalid, "invalid will topic");
@@ -287,14 +288,14 @@ Authorizer::Later Client::on_loop(void (Client::*then)(const ConnectDecision&)) 
 
 void Client::on_authenticated(const ConnectDecision& decision) {
   if (state_ != State::Authenticating) return;
-  if (decision.reason == ReasonCode::ContinueAuthentication && !auth_method_.empty()) {
+  if (decision.reason == ReasonCode::ContinueAuthentication && enhanced_) {
     // Enhanced authentication goes on: the client answers with AUTH.
-    exchange_ = decision.context;
+    enhanced_->exchange = decision.context;
     state_ = State::AuthExchange;
     send_auth(ReasonCode::ContinueAuthentication, decision.auth_data);
     return;
   }
-  exchange_.reset();
+  if (enhanced_) enhanced_->exchange.reset();
   auto p = std::move(pending_);
   if (decision.reason != ReasonCode::Success) {
     Stats::add(broker_.stats().connect_denied);
@@ -309,8 +310,8 @@ void Client::on_authenticated(const ConnectDecision& decision) {
     if (decision.username) identity->username = decision.username;
     p->identity = std::move(identity);
   }
-  if (!auth_method_.empty()) {
-    p->ack.properties.authentication_method = auth_method_;
+  if (enhanced_) {
+    p->ack.properties.authentication_method = enhanced_->method;
     p->ack.properties.authentication_data = decision.auth_data;
   }
   complete_connect(*p);
@@ -320,7 +321,7 @@ void Client::on_authenticated(const ConnectDecision& decision) {
 
 void Client::send_auth(ReasonCode reason, const std::optional<std::string>& data) {
   mqtt::Auth a{reason, {}};
-  a.properties.authentication_method = auth_method_;
+  a.properties.authentication_method = enhanced_->method;  // only sent with enhanced authentication
   a.properties.authentication_data = data;
   send(a);
 }
@@ -341,10 +342,11 @@ void Client::handle_auth_exchange(const mqtt::Frame& frame) {
     if (!a) mqtt::protocol_error(fmt::format("{} during authentication", mqtt::to_string(mqtt::packet_type(packet))));
     if (a->reason != ReasonCode::ContinueAuthentication)
       mqtt::protocol_error("AUTH during authentication must continue it (0x18)");
-    if (a->properties.authentication_method != auth_method_)
+    if (a->properties.authentication_method != enhanced_->method)
       mqtt::protocol_error("AUTH with another Authentication Method than the CONNECT's");
     state_ = State::Authenticating;
-    const AuthStep step{*pending_->identity, exchange_, auth_method_, a->properties.authentication_data, false};
+    const AuthStep step{*pending_->identity, enhanced_->exchange, enhanced_->method, a->properties.authentication_data,
+                        false};
     auto decision = broker_.authorizer().authenticate_step(step, on_loop(&Client::on_authenticated));
     if (decision) on_authenticated(*decision);
   } catch (const mqtt::ProtocolError& e) {
@@ -357,30 +359,32 @@ void Client::handle_auth_exchange(const mqtt::Frame& frame) {
 void Client::on_auth(const mqtt::Auth& a) {
   // Re-authentication (MQTT 5.0 4.12.1): with the CONNECT's method, started
   // by 0x19, continued by 0x18 while the server is asking.
-  if (a.properties.authentication_method != auth_method_)
+  // (The codec refuses AUTH from a client that did not use enhanced authentication.)
+  if (!enhanced_ || a.properties.authentication_method != enhanced_->method)
     mqtt::protocol_error("AUTH with another Authentication Method than the CONNECT's");
+  auto& e = *enhanced_;
   if (a.reason == ReasonCode::ReAuthenticate) {
-    if (reauthenticating_) mqtt::protocol_error("re-authentication already in progress");
-    reauthenticating_ = true;
-    exchange_.reset();
-  } else if (a.reason != ReasonCode::ContinueAuthentication || !reauthenticating_ || !exchange_) {
+    if (e.reauthenticating) mqtt::protocol_error("re-authentication already in progress");
+    e.reauthenticating = true;
+    e.exchange.reset();
+  } else if (a.reason != ReasonCode::ContinueAuthentication || !e.reauthenticating || !e.exchange) {
     mqtt::protocol_error("AUTH outside a re-authentication");
   }
-  const std::shared_ptr<const AuthContext> exchange = std::exchange(exchange_, nullptr);
-  const AuthStep step{*identity_, exchange, auth_method_, a.properties.authentication_data, true};
+  const std::shared_ptr<const AuthContext> exchange = std::exchange(e.exchange, nullptr);
+  const AuthStep step{*identity_, exchange, e.method, a.properties.authentication_data, true};
   auto decision = broker_.authorizer().authenticate_step(step, on_loop(&Client::on_reauthenticated));
   if (decision) on_reauthenticated(*decision);
 }
 
 void Client::on_reauthenticated(const ConnectDecision& decision) {
-  if (state_ != State::Connected || !reauthenticating_) return;
+  if (state_ != State::Connected || !enhanced_ || !enhanced_->reauthenticating) return;
   if (decision.reason == ReasonCode::ContinueAuthentication) {
-    exchange_ = decision.context;
+    enhanced_->exchange = decision.context;
     send_auth(ReasonCode::ContinueAuthentication, decision.auth_data);
     return;
   }
-  reauthenticating_ = false;
-  exchange_.reset();
+  enhanced_->reauthenticating = false;
+  enhanced_->exchange.reset();
   if (decision.reason == ReasonCode::Success) {
     spdlog::info("client re-authenticated: id={} peer={}", client_id(), transport_.peer());
     send_auth(ReasonCode::Success, decision.auth_data);
