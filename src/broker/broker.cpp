@@ -154,6 +154,11 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
     session->wake_pending = false;
     session->changed_at = std::chrono::system_clock::now();
     ++session->generation;
+    // Offline, it keeps only what it must: the queue's spare room and empty
+    // containers go (issue 16).
+    session->queue.shrink_to_fit();
+    if (session->inflight.empty()) session->inflight.clear();
+    if (session->inbound_qos2.empty()) session->inbound_qos2.clear();
     std::unique_ptr<WillMessage> will = std::move(session->will);
     session->will.reset();
     if (!publish_will) will.reset();
@@ -181,11 +186,10 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
 }
 
 void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills) {
-  std::unordered_map<std::string, SubscriptionEntry> subs;
+  SubscriptionMap subs;
   {
     std::lock_guard lock(session->mutex);
     session->subscriptions.swap(subs);
-    session->subscriptions.clear();
     if (session->will) will_due(*session->will, session->identity, wills);
     session->will.reset();
     session->clear_queue();
@@ -202,7 +206,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
   session_store_.session_deleted(session->client_id());
 }
 
-void Broker::remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs) {
+void Broker::remove_subscriptions(Session& session, const SubscriptionMap& subs) {
   for (const auto& [filter, _] : subs) {
     if (tree_.unsubscribe(filter, &session)) Stats::sub(stats_.subscriptions);
   }

@@ -141,7 +141,7 @@ class Broker {
   void will_due(const WillMessage& will, const IdentityPtr& identity, std::vector<MessagePtr>& out);
   // The authorizer to ask at delivery, or null when it does not check deliveries.
   Authorizer* reader_check() const { return authorizer_->checks_delivery() ? authorizer_ : nullptr; }
-  void remove_subscriptions(Session& session, const std::unordered_map<std::string, SubscriptionEntry>& subs);
+  void remove_subscriptions(Session& session, const SubscriptionMap& subs);
   // A session's delayed will or expiry has come (Deadlines, housekeeping loop).
   void on_deadline(const SessionPtr& session, Deadlines::Kind kind, Clock::time_point due);
   void publish_sys();

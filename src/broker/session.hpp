@@ -10,6 +10,7 @@
 // session is online, asks the connection to wake up once.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -20,6 +21,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -54,6 +56,8 @@ struct Inflight {
 // The size of the PUBLISH packet that carries `d` in protocol version `v`
 // (with the delivery's own subscription identifiers), without encoding it.
 std::size_t publish_wire_size(const Delivery& d, mqtt::Version v);
+std::size_t publish_wire_size(const Message& m, std::uint8_t qos, const std::vector<std::uint32_t>* subscription_ids,
+                              mqtt::Version v);
 
 // A delivery taken from the queue to be sent, with the packet identifier it
 // was given (0 for QoS 0).
@@ -148,36 +152,126 @@ class Lazy {
   std::unique_ptr<C> c_;
 };
 
-// A FIFO of deliveries that takes no memory until the first message: an
-// empty std::deque already allocates ~600 bytes, and most sessions of a big
-// deployment are idle.
+// A delivery as the queue keeps it: 24 bytes, where a Delivery takes 48. An
+// offline session's memory is mostly its queue (issue 16: 10 queued messages
+// took 1,100 bytes in a std::deque of Deliveries, more than the rest of the
+// session), and subscription identifiers are rare: they wait beside the
+// entries that have some (`has_ids`), in the queue's side list.
+struct QueuedDelivery {
+  MessagePtr message;
+  std::uint64_t store_id = 0;
+  std::uint8_t qos = 0;
+  bool retain = false;
+  bool has_ids = false;
+};
+
+// A FIFO of deliveries: one heap block (a ring of QueuedDelivery behind a
+// small header) that takes no memory until the first message and grows by
+// half. An online session keeps its block (so a steady flow allocates
+// nothing); a session going offline gives back what it does not use
+// (shrink_to_fit).
 class DeliveryQueue {
  public:
-  bool empty() const { return !items_ || items_->empty(); }
-  std::size_t size() const { return items_ ? items_->size() : 0; }
-  Delivery& front() { return items_->front(); }
-  void push_back(Delivery d) {
-    if (!items_) items_ = std::make_unique<std::deque<Delivery>>();
-    items_->push_back(std::move(d));
-  }
-  void pop_front() { items_->pop_front(); }
-  void clear() { items_.reset(); }
-  // Removes the first delivery matching `pred` into `out`; false if none.
+  DeliveryQueue() = default;
+  ~DeliveryQueue() { clear(); }
+  DeliveryQueue(const DeliveryQueue&) = delete;
+  DeliveryQueue& operator=(const DeliveryQueue&) = delete;
+
+  bool empty() const { return !block_ || block_->size == 0; }
+  std::size_t size() const { return block_ ? block_->size : 0; }
+  // The first delivery and its subscription identifiers (null: none).
+  const QueuedDelivery& front() const { return at(0); }
+  const std::vector<std::uint32_t>* front_ids() const;
+  void push_back(Delivery d);
+  Delivery pop_front();
+  // Removes the first delivery matching `pred` (called with a
+  // QueuedDelivery) into `out`; false if none.
   template <class Pred>
   bool take_first(Pred pred, Delivery& out) {
-    if (!items_) return false;
-    for (auto it = items_->begin(); it != items_->end(); ++it) {
-      if (pred(*it)) {
-        out = std::move(*it);
-        items_->erase(it);
+    for (std::size_t i = 0; i < size(); ++i)
+      if (pred(at(i))) {
+        out = take(i);
         return true;
       }
-    }
     return false;
   }
+  // Calls f(QueuedDelivery&) for each delivery, front to back.
+  template <class F>
+  void for_each(F f) {
+    for (std::size_t i = 0; i < size(); ++i) f(at(i));
+  }
+  void clear();
+  // Gives back the memory the queued deliveries do not use.
+  void shrink_to_fit();
+  // Capacity, in deliveries (tests).
+  std::size_t capacity() const { return block_ ? block_->capacity : 0; }
 
  private:
-  std::unique_ptr<std::deque<Delivery>> items_;
+  // Subscription identifiers of the queued deliveries that have some, in
+  // queue order.
+  struct IdLists {
+    std::vector<std::vector<std::uint32_t>> lists;
+    std::size_t head = 0;
+    std::size_t size() const { return lists.size() - head; }
+  };
+  struct Block {
+    std::uint32_t capacity = 0, head = 0, size = 0;
+    std::unique_ptr<IdLists> ids;
+    QueuedDelivery* items() { return reinterpret_cast<QueuedDelivery*>(this + 1); }
+  };
+  QueuedDelivery& at(std::size_t i) const {
+    return block_->items()[(block_->head + i) % block_->capacity];
+  }
+  Delivery take(std::size_t i);
+  void reallocate(std::uint32_t capacity);
+  static void release(Block* b) noexcept;
+  struct Free {
+    void operator()(Block* b) const noexcept { release(b); }
+  };
+  std::unique_ptr<Block, Free> block_;
+};
+
+// A session's subscriptions by filter: a vector sorted by filter. A session
+// has a few; an unordered_map cost 216 bytes for one (its object, 13
+// buckets, the node), this 72.
+class SubscriptionMap {
+ public:
+  using value_type = std::pair<std::string, SubscriptionEntry>;
+  bool empty() const { return items_.empty(); }
+  std::size_t size() const { return items_.size(); }
+  bool contains(std::string_view filter) const {
+    auto it = lower(filter);
+    return it != items_.end() && it->first == filter;
+  }
+  SubscriptionEntry& operator[](const std::string& filter) {
+    auto it = lower(filter);
+    if (it == items_.end() || it->first != filter) it = items_.emplace(it, filter, SubscriptionEntry{});
+    return it->second;
+  }
+  std::size_t erase(std::string_view filter) {
+    auto it = lower(filter);
+    if (it == items_.end() || it->first != filter) return 0;
+    items_.erase(it);
+    if (items_.empty()) items_.shrink_to_fit();
+    return 1;
+  }
+  void clear() { std::vector<value_type>().swap(items_); }
+  void swap(SubscriptionMap& other) noexcept { items_.swap(other.items_); }
+  auto begin() const { return items_.begin(); }
+  auto end() const { return items_.end(); }
+  // For iteration (null when empty), as Lazy::peek.
+  const std::vector<value_type>* peek() const { return items_.empty() ? nullptr : &items_; }
+
+ private:
+  std::vector<value_type>::const_iterator lower(std::string_view filter) const {
+    return std::lower_bound(items_.begin(), items_.end(), filter,
+                            [](const value_type& v, std::string_view f) { return v.first < f; });
+  }
+  std::vector<value_type>::iterator lower(std::string_view filter) {
+    return std::lower_bound(items_.begin(), items_.end(), filter,
+                            [](const value_type& v, std::string_view f) { return v.first < f; });
+  }
+  std::vector<value_type> items_;
 };
 
 class Session {
@@ -218,7 +312,7 @@ class Session {
   void pop_front();
   Delivery take_front();
   void clear_queue();
-  static std::size_t cost(const Delivery& d) { return d.message->topic().size() + d.message->payload().size(); }
+  static std::size_t cost(const Message& m) { return m.topic().size() + m.payload().size(); }
   // Appends a delivery read back from the store (start-up only).
   void restore_queued(Delivery d);
   // Whether the session outlives its connection (and so is stored). Call
@@ -232,17 +326,17 @@ class Session {
   // When the session last went online or offline.
   std::chrono::system_clock::time_point changed_at{};
   std::uint64_t generation = 0;   // bumped on every attach and detach
-  Lazy<std::unordered_map<std::string, SubscriptionEntry>> subscriptions;  // full filter text -> options
+  SubscriptionMap subscriptions;  // full filter text -> options
   DeliveryQueue queue;
   std::uint64_t queued_bytes = 0;
-  std::size_t queued_qos0 = 0;
+  std::uint32_t queued_qos0 = 0;
+  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
   // Outbound QoS 1/2 by packet id; its nodes come and go with every message.
   Lazy<std::map<std::uint16_t, Inflight, std::less<>, RecyclingAllocator<std::pair<const std::uint16_t, Inflight>>>>
       inflight;
   Lazy<std::set<std::uint16_t>> inbound_qos2;        // PUBREC sent, PUBREL awaited
   std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;
-  std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
   std::unique_ptr<WillMessage> will;  // of the current or last connection (heap: most sessions have none)
   // When the delayed will is due and when the session expires, while it is
   // offline (broker::Deadlines); time_point{}: not scheduled.

@@ -4,6 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "broker/persistence.hpp"
 #include "mqtt/codec.hpp"
 #include "store/memory_store.hpp"
@@ -120,6 +122,85 @@ TEST(Session, PacketIdsSkipThoseInFlightAndWrap) {
   s.inflight.emplace(1, Inflight{});
   EXPECT_EQ(s.allocate_packet_id(), 65535);
   EXPECT_EQ(s.allocate_packet_id(), 2);  // wrapped past 0, skipped 1
+}
+
+TEST(DeliveryQueue, SubscriptionIdsStayWithTheirDeliveriesThroughEvictionAndWrap) {
+  // Deliveries with and without subscription identifiers, QoS 0 ones evicted
+  // from the middle, the ring wrapping around as the front is taken.
+  Session s("c");
+  const auto l = limits(6);
+  auto with_ids = [](std::uint8_t qos, const std::string& payload, std::vector<std::uint32_t> ids) {
+    Delivery d = delivery(qos, payload);
+    d.subscription_ids = std::move(ids);
+    return d;
+  };
+  std::map<std::string, std::vector<std::uint32_t>> expected;
+  auto put = [&](std::uint8_t qos, const std::string& payload, std::vector<std::uint32_t> ids) {
+    auto r = s.enqueue(with_ids(qos, payload, ids), l);
+    if (r.queued) expected[payload] = ids;
+    return r;
+  };
+  put(0, "a", {1});
+  put(1, "b", {});
+  put(0, "c", {2, 3});
+  put(1, "d", {4});
+  put(0, "e", {});
+  put(1, "f", {5, 6, 7});
+  // Full: each QoS 1 message evicts the oldest QoS 0 one (a, then c, then e).
+  EXPECT_EQ(put(1, "g", {8}).dropped, 1u);
+  EXPECT_EQ(put(2, "h", {}).dropped, 1u);
+  EXPECT_EQ(put(1, "i", {9}).dropped, 1u);
+  std::vector<std::string> got;
+  auto take = [&](std::size_t n) {
+    std::lock_guard lock(s.mutex);
+    auto store = store::make_memory_session_store();
+    std::vector<Outgoing> out;
+    s.drain(DrainLimits{n, 1u << 20, 1u << 20, mqtt::Version::V5}, Clock::now(), *store, out);
+    for (auto& o : out) {
+      const std::string payload(o.delivery.message->payload());
+      got.push_back(payload);
+      EXPECT_EQ(o.delivery.subscription_ids, expected[payload]) << payload;
+      s.inflight.erase(o.packet_id);
+    }
+  };
+  take(2);  // b, d: the front moves, the next ones wrap around the ring
+  put(1, "j", {10, 11});
+  put(1, "k", {});
+  take(100);
+  EXPECT_EQ(got, (std::vector<std::string>{"b", "d", "f", "g", "h", "i", "j", "k"}));
+  std::lock_guard lock(s.mutex);
+  EXPECT_EQ(s.queued_bytes, 0u);
+  EXPECT_EQ(s.queued_qos0, 0u);
+}
+
+TEST(DeliveryQueue, GrowsByHalfAndGivesBackWhatAnOfflineSessionDoesNotUse) {
+  DeliveryQueue q;
+  EXPECT_EQ(q.capacity(), 0u);  // no memory until the first delivery
+  for (int i = 0; i < 10; ++i) q.push_back(delivery(1, std::to_string(i)));
+  EXPECT_EQ(q.capacity(), 13u);  // 4, 6, 9, 13
+  q.shrink_to_fit();
+  EXPECT_EQ(q.capacity(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(q.pop_front().message->payload(), std::to_string(i));
+  q.shrink_to_fit();
+  EXPECT_EQ(q.capacity(), 0u);
+}
+
+TEST(SubscriptionMap, KeepsFiltersSortedAndFindsThem) {
+  SubscriptionMap m;
+  EXPECT_EQ(m.peek(), nullptr);
+  m["b/#"].subscription_id = 2;
+  m["a/+"].subscription_id = 1;
+  m["c"].subscription_id = 3;
+  m["b/#"].options.qos = 1;  // replaces, does not add
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_TRUE(m.contains("a/+"));
+  EXPECT_FALSE(m.contains("a"));
+  std::vector<std::string> order;
+  for (const auto& [filter, entry] : *m.peek()) order.push_back(filter);
+  EXPECT_EQ(order, (std::vector<std::string>{"a/+", "b/#", "c"}));
+  EXPECT_EQ(m.erase("b/#"), 1u);
+  EXPECT_EQ(m.erase("b/#"), 0u);
+  EXPECT_EQ(m.size(), 2u);
 }
 
 TEST(Session, PublishWireSizeMatchesTheEncoding) {
