@@ -120,10 +120,11 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     out.generation = s->generation;
     out.session = s;
     if (expiry_interval > 0) {
-      session_store_.session_saved(client_id, expiry_interval, identity->version, s->will.get(), identity->username,
-                                   identity->listener);
-    } else if (was_stored) {
+      s->store_key = session_store_.session_saved(client_id, s->store_key, expiry_interval, identity->version,
+                                                  s->will.get(), identity->username, identity->listener);
+    } else if (was_stored && s->store_key) {
       // Resumed with expiry 0: it ends with this connection (or a crash).
+      s->forget_stored(session_store_);
       session_store_.session_deleted(client_id);
     }
   }
@@ -187,11 +188,14 @@ void Broker::detach(const SessionPtr& session, std::uint64_t generation, bool pu
 
 void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePtr>& wills) {
   SubscriptionMap subs;
+  bool stored = false;
   {
     std::lock_guard lock(session->mutex);
     session->subscriptions.swap(subs);
     if (session->will) will_due(*session->will, session->identity, wills);
     session->will.reset();
+    stored = session->store_key != 0;
+    if (stored) session->forget_stored(session_store_);
     session->clear_queue();
     session->inflight.clear();
     session->inbound_qos2.clear();
@@ -203,7 +207,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
   remove_subscriptions(*session, subs);
   if (auto it = sessions_.find(session->client_id()); it != sessions_.end() && it->second == session)
     sessions_.erase(it);
-  session_store_.session_deleted(session->client_id());
+  if (stored) session_store_.session_deleted(session->client_id());
 }
 
 void Broker::remove_subscriptions(Session& session, const SubscriptionMap& subs) {
@@ -288,6 +292,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
       ++r.expired_sessions;
       // Its will is due now: the session ended while the broker was down.
       if (st.will) will_due(*st.will, restored_identity(st), wills_due);
+      for (const auto& sd : st.deliveries) session_store_.delivery_removed(sd.id);
       session_store_.session_deleted(st.client_id);
       continue;
     }
@@ -297,6 +302,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
     s->changed_at = st.disconnected_at ? std::chrono::system_clock::time_point(std::chrono::milliseconds(*st.disconnected_at))
                                        : std::chrono::system_clock::now();
     s->expiry_interval = st.expiry_interval;
+    s->store_key = st.key;
     s->generation = 1;
     for (auto& [filter, entry] : st.subscriptions) {
       s->subscriptions[filter] = entry;
@@ -368,6 +374,19 @@ std::size_t Broker::publish(const MessagePtr& m) {
             [](const SubscriptionMatch& a, const SubscriptionMatch& b) { return a.session.get() < b.session.get(); });
   std::size_t delivered = 0;
   Authorizer* const check = reader_check();
+  // A message for many sessions is committed in one transaction, not in
+  // pieces as the writer happens to wake (issue 16): a durable store then
+  // writes the message once and one short row per stored delivery, and the
+  // publisher's acknowledgement waits for one commit.
+  struct Group {
+    SessionStore& store;
+    std::uint64_t id;
+    ~Group() {
+      if (id) store.end_group(id);
+    }
+  } group{session_store_,
+          m->qos() > 0 && matches.size() >= kFanoutGroup && session_store_.acks_wait() ? session_store_.begin_group()
+                                                                                       : 0};
   for (std::size_t i = 0; i < matches.size();) {
     Session* target = matches[i].session.get();
     Delivery d;

@@ -162,6 +162,10 @@ class Broker {
   void housekeeping_error(std::string_view task, std::string_view what) noexcept;
   void on_commit(std::uint64_t committed);
 
+  // From this many matching subscriptions on, a publish's store changes are
+  // one group (Broker::publish).
+  static constexpr std::size_t kFanoutGroup = 64;
+
   BrokerConfig config_;
   RetainedStore& retained_;
   SessionStore& session_store_;

@@ -12,6 +12,18 @@
 // The calls never block on disk: a durable store queues them for its writer
 // thread.
 //
+// Keys: a stored session has a number, its key, that the store gives it
+// (session_saved) and the core keeps in the Session (Session::store_key) and
+// hands back with each delivery (delivery_added), so that a stored delivery
+// names its session by a number, not by its client id. A stored delivery
+// refers to its message, which a durable store writes once however many
+// sessions it is queued for, and deletes when no stored delivery refers to it
+// any more; so it must hear of every stored delivery's end: a session that
+// ends (or stops being stored) reports each of its stored deliveries removed
+// before session_deleted (Session::forget_stored). A store that keeps no
+// sessions (the memory store) gives key 0, and then is not told of
+// deliveries at all.
+//
 // Durability: each reported change gets a ticket, increasing. A client whose
 // packet caused changes (a QoS 1/2 PUBLISH queued for persistent sessions, a
 // retained message) must not be acknowledged before committed() reaches the
@@ -46,7 +58,8 @@ class RetainedStore {
   virtual bool contains(std::string_view topic) const = 0;
 };
 
-// A persistent session as read back at start-up.
+// A persistent session as read back at start-up. The deliveries of one
+// stored message share one Message, as they did before the restart.
 struct StoredDelivery {
   std::uint64_t id = 0;
   Delivery delivery;
@@ -55,6 +68,7 @@ struct StoredDelivery {
 };
 struct StoredSession {
   std::string client_id;
+  std::uint64_t key = 0;  // its number in the store (Session::store_key)
   mqtt::Version version = mqtt::Version::V311;
   std::uint32_t expiry_interval = 0;
   // When its last connection ended (Unix ms); empty if it was connected when
@@ -75,20 +89,26 @@ class SessionStore {
   // The session is connected with these settings (and will, if any), by a
   // client with this user name (none: anonymous) on this listener: access
   // control checks deliveries to the session as that client after a restart.
-  virtual void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                             const WillMessage* will, const std::optional<std::string>& username = std::nullopt,
-                             const std::string& listener = {}) = 0;
+  // `key` is the session's key if it has one (0: none yet); returns its key
+  // (0: this store keeps no sessions).
+  virtual std::uint64_t session_saved(const std::string& client_id, std::uint64_t key,
+                                      std::uint32_t expiry_interval, mqtt::Version version, const WillMessage* will,
+                                      const std::optional<std::string>& username = std::nullopt,
+                                      const std::string& listener = {}) = 0;
   // Its connection ended now; `will` is the will still pending (delayed).
   virtual void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
                                const WillMessage* will) = 0;
   // Its delayed will was published (or cancelled).
   virtual void will_cleared(const std::string& client_id) = 0;
+  // The session ends, or is no longer stored; its stored deliveries were
+  // reported removed before.
   virtual void session_deleted(const std::string& client_id) = 0;
   virtual void subscription_added(const std::string& client_id, const std::string& filter,
                                   const SubscriptionEntry& entry) = 0;
   virtual void subscription_removed(const std::string& client_id, const std::string& filter) = 0;
-  // A QoS 1/2 delivery queued for the session; returns its id (0: not stored).
-  virtual std::uint64_t delivery_added(const std::string& client_id, const Delivery& d) = 0;
+  // A QoS 1/2 delivery queued for the session of key `session_key`; returns
+  // its id (0: not stored). Ids increase in the order of the calls.
+  virtual std::uint64_t delivery_added(std::uint64_t session_key, const Delivery& d) = 0;
   // The delivery was sent with `packet_id`, or its QoS 2 flow moved on.
   virtual void delivery_state(std::uint64_t id, std::uint16_t packet_id, OutState state) = 0;
   // Acknowledged, expired or dropped.

@@ -146,7 +146,8 @@ Session::EnqueueResult Session::enqueue(Delivery d, const QueueLimits& limits, A
     }
     queued_bytes += bytes;
     if (d.qos == 0) ++queued_qos0;
-    if (limits.store && d.qos > 0 && persistent()) d.store_id = limits.store->delivery_added(client_id_, d);
+    if (limits.store && d.qos > 0 && store_key && persistent())
+      d.store_id = limits.store->delivery_added(store_key, d);
     queue.push_back(std::move(d));
     r.queued = true;
     if (is_online && !wake_pending) {
@@ -165,6 +166,19 @@ void Session::restore_queued(Delivery d) {
 }
 
 void Session::pop_front() { (void)take_front(); }
+
+void Session::forget_stored(SessionStore& store) {
+  queue.for_each([&](QueuedDelivery& q) {
+    if (q.store_id) store.delivery_removed(q.store_id);
+    q.store_id = 0;
+  });
+  if (!inflight.empty())
+    for (auto& [id, f] : inflight) {
+      if (f.delivery.store_id) store.delivery_removed(f.delivery.store_id);
+      f.delivery.store_id = 0;
+    }
+  store_key = 0;
+}
 
 Delivery Session::take_front() {
   queued_bytes -= cost(*queue.front().message);

@@ -318,6 +318,11 @@ class Session {
   // Whether the session outlives its connection (and so is stored). Call
   // with `mutex` held.
   bool persistent() const { return expiry_interval > 0; }
+  // The session is no longer stored (it ends, or goes on with expiry 0):
+  // reports each of its stored deliveries removed, forgets their store ids
+  // and its key; then the caller reports session_deleted. Call with `mutex`
+  // held.
+  void forget_stored(SessionStore& store);
 
   std::mutex mutex;
   // --- guarded by mutex ---
@@ -331,6 +336,9 @@ class Session {
   std::uint64_t queued_bytes = 0;
   std::uint32_t queued_qos0 = 0;
   std::uint32_t expiry_interval = 0;  // seconds; 0xFFFFFFFF never expires
+  // Its key in the session store (SessionStore::session_saved), which its
+  // stored deliveries refer to; 0: not stored.
+  std::uint64_t store_key = 0;
   // Outbound QoS 1/2 by packet id; its nodes come and go with every message.
   Lazy<std::map<std::uint16_t, Inflight, std::less<>, RecyclingAllocator<std::pair<const std::uint16_t, Inflight>>>>
       inflight;

@@ -130,14 +130,17 @@ class MemoryRetainedStore final : public RetainedStore {
 
 class MemorySessionStore final : public SessionStore {
  public:
-  void session_saved(const std::string&, std::uint32_t, mqtt::Version, const broker::WillMessage*,
-                     const std::optional<std::string>&, const std::string&) override {}
+  std::uint64_t session_saved(const std::string&, std::uint64_t, std::uint32_t, mqtt::Version,
+                              const broker::WillMessage*, const std::optional<std::string>&,
+                              const std::string&) override {
+    return 0;
+  }
   void session_offline(const std::string&, std::uint32_t, const broker::WillMessage*) override {}
   void will_cleared(const std::string&) override {}
   void session_deleted(const std::string&) override {}
   void subscription_added(const std::string&, const std::string&, const broker::SubscriptionEntry&) override {}
   void subscription_removed(const std::string&, const std::string&) override {}
-  std::uint64_t delivery_added(const std::string&, const broker::Delivery&) override { return 0; }
+  std::uint64_t delivery_added(std::uint64_t, const broker::Delivery&) override { return 0; }
   void delivery_state(std::uint64_t, std::uint16_t, broker::OutState) override {}
   void delivery_removed(std::uint64_t) override {}
   void inbound_qos2_added(const std::string&, std::uint16_t) override {}

@@ -4,7 +4,9 @@
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <limits>
 #include <unordered_set>
 
 #include "mqtt/properties.hpp"
@@ -20,7 +22,7 @@ namespace {
 
 // The schema version this petrel writes. Each entry of kMigrations takes a
 // database from version i to i + 1; version 0 is an empty file.
-constexpr int kSchemaVersion = 2;
+constexpr int kSchemaVersion = 3;
 constexpr const char* kMigrations[] = {
     // 0 -> 1
     R"sql(
@@ -52,6 +54,40 @@ CREATE TABLE inbound_qos2 (
     R"sql(
 ALTER TABLE sessions ADD COLUMN username TEXT;
 ALTER TABLE sessions ADD COLUMN listener TEXT;
+)sql",
+    // 2 -> 3: each message stored once (issue 16). Sessions get a number
+    // (their key); messages move to a table of their own, identical copies
+    // (the rows of one fan-out) becoming one; a delivery is a short row that
+    // names its session and message by number. Deliveries stay in id order
+    // (the queue order), appended at the end of the table, with no index:
+    // nothing looks them up but by id.
+    R"sql(
+ALTER TABLE sessions ADD COLUMN id INTEGER NOT NULL DEFAULT 0;
+UPDATE sessions SET id = numbered.n
+  FROM (SELECT client_id, row_number() OVER (ORDER BY client_id) AS n FROM sessions) AS numbered
+  WHERE sessions.client_id = numbered.client_id;
+CREATE TABLE messages (
+  id INTEGER PRIMARY KEY, topic TEXT NOT NULL, payload BLOB NOT NULL, qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL, props BLOB, origin TEXT NOT NULL, expires_at INTEGER);
+INSERT INTO messages (topic, payload, qos, retain, props, origin, expires_at)
+  SELECT topic, payload, msg_qos, msg_retain, props, origin, expires_at FROM deliveries
+  GROUP BY topic, payload, msg_qos, msg_retain, props, origin, expires_at ORDER BY min(id);
+CREATE INDEX migration_messages ON messages (topic, payload, qos, retain, props, origin, expires_at);
+CREATE TABLE deliveries_3 (
+  id INTEGER PRIMARY KEY, session INTEGER NOT NULL, message INTEGER NOT NULL, qos INTEGER NOT NULL,
+  retain INTEGER NOT NULL, packet_id INTEGER NOT NULL, state INTEGER NOT NULL, subscription_ids BLOB);
+INSERT INTO deliveries_3 (id, session, message, qos, retain, packet_id, state, subscription_ids)
+  SELECT d.id, s.id, m.id, d.qos, d.retain, d.packet_id, d.state,
+         CASE WHEN length(d.subscription_ids) > 0 THEN d.subscription_ids END
+  FROM deliveries AS d
+  JOIN sessions AS s ON s.client_id = d.client_id
+  JOIN messages AS m ON m.topic = d.topic AND m.payload = d.payload AND m.qos = d.msg_qos
+    AND m.retain = d.msg_retain AND m.props IS d.props AND m.origin = d.origin AND m.expires_at IS d.expires_at
+  ORDER BY d.id;
+DROP INDEX migration_messages;
+DROP TABLE deliveries;
+ALTER TABLE deliveries_3 RENAME TO deliveries;
+DELETE FROM messages WHERE id NOT IN (SELECT message FROM deliveries);
 )sql",
 };
 static_assert(std::size(kMigrations) == kSchemaVersion);
@@ -116,9 +152,23 @@ std::string column_blob(sqlite3_stmt* s, int i) {
 
 // The write statements, prepared once (finalized with statements_).
 struct SqliteStore::Statements {
-  sqlite3_stmt *retain_set, *retain_erase, *session_save, *session_offline, *will_clear, *session_delete[4], *sub_add,
-      *sub_remove, *delivery_add, *delivery_state, *delivery_remove, *qos2_add, *qos2_remove, *begin, *commit,
-      *rollback;
+  sqlite3_stmt *retain_set, *retain_erase, *session_save, *session_offline, *will_clear, *session_delete[3], *sub_add,
+      *sub_remove, *message_add, *message_erase, *delivery_add, *delivery_state, *delivery_remove, *qos2_add,
+      *qos2_remove, *session_key, *begin, *commit, *rollback;
+};
+
+// What most changes do not need: kept out of Op, so that the journal entry
+// of a stored delivery (the bulk of a fan-out) is 40 bytes.
+struct SqliteStore::Detail {
+  std::string key{};     // client id, or topic (retained)
+  std::string filter{};  // subscriptions
+  mqtt::Version version = mqtt::Version::V311;
+  std::int64_t time = 0;
+  mqtt::SubscribeOptions options{};
+  std::vector<std::uint32_t> subscription_ids{};  // DeliveryAdd, when there are any
+  std::optional<broker::WillMessage> will{};
+  std::optional<std::string> username{};  // SessionSave
+  std::string listener{};                 // SessionSave
 };
 
 // One change, as queued for the writer.
@@ -128,6 +178,7 @@ struct SqliteStore::Op {
     RetainErase,
     SessionSave,
     SessionOffline,
+    SessionKey,
     WillClear,
     SessionDelete,
     SubAdd,
@@ -139,21 +190,33 @@ struct SqliteStore::Op {
     Qos2Remove,
   };
   Kind kind;
-  std::string key{};     // client id, or topic (retained)
-  std::string filter{};  // subscriptions
-  std::uint64_t id = 0;
-  std::uint32_t number = 0;  // expiry interval, subscription id, packet id
   std::uint8_t qos = 0;
   std::uint8_t state = 0;
   bool retain = false;
-  mqtt::Version version = mqtt::Version::V311;
-  std::int64_t time = 0;
-  mqtt::SubscribeOptions options{};
-  MessagePtr message{};
-  std::vector<std::uint32_t> subscription_ids{};
-  std::optional<broker::WillMessage> will{};
-  std::optional<std::string> username{};  // SessionSave
-  std::string listener{};                 // SessionSave
+  std::uint32_t number = 0;   // expiry interval, subscription id, packet id
+  std::uint64_t id = 0;       // delivery id
+  std::uint64_t session = 0;  // session key
+  MessagePtr message{};       // DeliveryAdd, RetainSet
+  std::unique_ptr<Detail> detail{};
+
+  Detail& more() {
+    if (!detail) detail = std::make_unique<Detail>();
+    return *detail;
+  }
+};
+
+// What a batch changes in the writer's table of messages, merged into it
+// once the batch is committed (a failed batch is retried from scratch).
+struct SqliteStore::Overlay {
+  std::unordered_map<std::uint64_t, MessagePtr> created;            // written by this batch
+  std::unordered_map<const broker::Message*, std::uint64_t> created_ids;
+  std::unordered_map<std::uint64_t, std::int64_t> deliveries;       // change of each one's count
+  std::unordered_set<std::uint64_t> erased;                         // deleted by this batch
+  // The last message looked up: a fan-out adds its deliveries one after
+  // the other.
+  const broker::Message* last = nullptr;
+  std::uint64_t last_id = 0;
+  std::int64_t* last_count = nullptr;
 };
 
 // ------------------------------------------------------------ start-up --
@@ -161,9 +224,16 @@ struct SqliteStore::Op {
 SqliteStore::SqliteStore(SqliteOptions options) : options_(std::move(options)), memory_(make_memory_retained_store()) {
   open_and_check();
   load_retained();
-  sqlite3_stmt* s = prepare("SELECT coalesce(max(id), 0) FROM deliveries");
-  if (sqlite3_step(s) == SQLITE_ROW) next_delivery_id_ = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) + 1;
-  sqlite3_reset(s);
+  auto next = [&](const char* sql) {
+    sqlite3_stmt* s = prepare(sql);
+    std::uint64_t n = 1;
+    if (sqlite3_step(s) == SQLITE_ROW) n = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) + 1;
+    sqlite3_reset(s);
+    return n;
+  };
+  next_delivery_id_ = next("SELECT coalesce(max(id), 0) FROM deliveries");
+  next_message_id_ = next("SELECT coalesce(max(id), 0) FROM messages");
+  next_session_key_ = next("SELECT coalesce(max(id), 0) FROM sessions");
 }
 
 SqliteStore::~SqliteStore() {
@@ -268,18 +338,73 @@ void SqliteStore::open_and_check() {
     exec("PRAGMA journal_mode = WAL");
     exec(options_.sync ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
     if (version < kSchemaVersion) {
+      // A database written by an older petrel is copied aside before it is
+      // changed: a migration that goes wrong (or a downgrade) has the file
+      // as it was to go back to.
+      std::string backup;
+      if (version) backup = backup_before_migration(version);
       exec("BEGIN IMMEDIATE");
-      if (version == 0) exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
-      for (int v = version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
-      exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
-      exec("COMMIT");
-      if (version) spdlog::info("store '{}': schema migrated from version {} to {}", path, version, kSchemaVersion);
+      try {
+        if (version == 0) exec(fmt::format("PRAGMA application_id = {}", kApplicationId).c_str());
+        for (int v = version; v < kSchemaVersion; ++v) exec(kMigrations[v]);
+        exec(fmt::format("PRAGMA user_version = {}", kSchemaVersion).c_str());
+        exec("COMMIT");
+      } catch (const StoreError& e) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+        throw StoreError(fmt::format("migrating the schema from version {} to {} failed ({}); the database is "
+                                     "unchanged{}",
+                                     version, kSchemaVersion, e.what(),
+                                     backup.empty() ? "" : fmt::format(" and copied to '{}'", backup)));
+      }
+      if (version)
+        spdlog::info("store '{}': schema migrated from version {} to {} (the version {} database is kept as '{}')",
+                     path, version, kSchemaVersion, version, backup);
     }
+    // The writer checkpoints the WAL itself (checkpoint()): a wal hook of
+    // our own replaces SQLite's automatic checkpoint inside COMMIT.
+    sqlite3_wal_hook(
+        db_,
+        [](void* self, sqlite3*, const char*, int pages) {
+          static_cast<SqliteStore*>(self)->wal_pages_ = pages;
+          return SQLITE_OK;
+        },
+        this);
   } catch (const StoreError& e) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw fail(e.what());
   }
+}
+
+std::string SqliteStore::backup_before_migration(int version) {
+  // <path>.v<N>.bak, or .v<N>.1.bak, ... if that exists: never overwritten.
+  std::string target;
+  for (int i = 0;; ++i) {
+    target = i ? fmt::format("{}.v{}.{}.bak", options_.path, version, i) : fmt::format("{}.v{}.bak", options_.path, version);
+    std::error_code ec;
+    if (!std::filesystem::exists(target, ec) && !ec) break;
+    if (i > 1000) throw StoreError(fmt::format("cannot find a free name for the backup of version {}", version));
+  }
+  sqlite3* copy = nullptr;
+  auto fail = [&](const std::string& why) {
+    sqlite3_close(copy);
+    std::error_code ec;
+    std::filesystem::remove(target, ec);
+    return StoreError(fmt::format("cannot back the version {} database up to '{}' before migrating it: {}", version,
+                                  target, why));
+  };
+  if (sqlite3_open_v2(target.c_str(), &copy, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nullptr) != SQLITE_OK)
+    throw fail(copy ? sqlite3_errmsg(copy) : "out of memory");
+  sqlite3_backup* b = sqlite3_backup_init(copy, "main", db_, "main");
+  if (!b) throw fail(sqlite3_errmsg(copy));
+  const int rc = sqlite3_backup_step(b, -1);
+  sqlite3_backup_finish(b);
+  if (rc != SQLITE_DONE) throw fail(sqlite3_errstr(rc));
+  // A file that stands on its own (no -wal beside it), fsync'ed.
+  if (sqlite3_exec(copy, "PRAGMA journal_mode = DELETE", nullptr, nullptr, nullptr) != SQLITE_OK)
+    throw fail(sqlite3_errmsg(copy));
+  sqlite3_close(copy);
+  return target;
 }
 
 void SqliteStore::load_retained() {
@@ -304,51 +429,74 @@ void SqliteStore::load_retained() {
   sqlite3_reset(s);
   if (rc != SQLITE_DONE) throw StoreError(fmt::format("store '{}': reading retained messages: {}", options_.path, sqlite3_errmsg(db_)));
   retained_expired_ = expired.size();
-  for (auto& topic : expired) push(Op{.kind = Op::Kind::RetainErase, .key = std::move(topic)});
+  for (auto& topic : expired) {
+    Op op{.kind = Op::Kind::RetainErase};
+    op.more().key = std::move(topic);
+    push(std::move(op));
+  }
 }
 
 std::vector<StoredSession> SqliteStore::load_sessions() {
   std::vector<StoredSession> out;
-  std::unordered_map<std::string, std::size_t> index;
   auto check = [&](int rc, const char* what) {
     if (rc != SQLITE_DONE)
       throw StoreError(fmt::format("store '{}': reading {}: {}", options_.path, what, sqlite3_errmsg(db_)));
   };
   int rc;
+  std::vector<std::pair<std::string, std::uint64_t>> new_keys;  // sessions without a key (cannot happen after 2 -> 3)
   sqlite3_stmt* s = prepare(
-      "SELECT client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, will_qos, will_retain, "
-      "will_props, will_delay, username, listener FROM sessions");
+      "SELECT client_id, id, version, expiry_interval, disconnected_at, will_topic, will_payload, will_qos, "
+      "will_retain, will_props, will_delay, username, listener FROM sessions");
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
     StoredSession st;
     st.client_id = column_text(s, 0);
-    st.version = static_cast<mqtt::Version>(sqlite3_column_int(s, 1));
-    st.expiry_interval = static_cast<std::uint32_t>(sqlite3_column_int64(s, 2));
-    if (sqlite3_column_type(s, 3) != SQLITE_NULL) st.disconnected_at = sqlite3_column_int64(s, 3);
-    if (sqlite3_column_type(s, 4) != SQLITE_NULL) {
+    st.key = static_cast<std::uint64_t>(sqlite3_column_int64(s, 1));
+    if (st.key == 0) {
+      st.key = next_session_key_++;
+      new_keys.emplace_back(st.client_id, st.key);
+    }
+    st.version = static_cast<mqtt::Version>(sqlite3_column_int(s, 2));
+    st.expiry_interval = static_cast<std::uint32_t>(sqlite3_column_int64(s, 3));
+    if (sqlite3_column_type(s, 4) != SQLITE_NULL) st.disconnected_at = sqlite3_column_int64(s, 4);
+    if (sqlite3_column_type(s, 5) != SQLITE_NULL) {
       broker::WillMessage w;
       w.client_id = st.client_id;
-      w.will.topic = column_text(s, 4);
-      w.will.payload = column_blob(s, 5);
-      w.will.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 6));
-      w.will.retain = sqlite3_column_int(s, 7) != 0;
-      w.will.properties = decode_props(sqlite3_column_blob(s, 8), sqlite3_column_bytes(s, 8), mqtt::PropertyContext::Will);
-      w.delay = static_cast<std::uint32_t>(sqlite3_column_int64(s, 9));
+      w.will.topic = column_text(s, 5);
+      w.will.payload = column_blob(s, 6);
+      w.will.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 7));
+      w.will.retain = sqlite3_column_int(s, 8) != 0;
+      w.will.properties =
+          decode_props(sqlite3_column_blob(s, 9), sqlite3_column_bytes(s, 9), mqtt::PropertyContext::Will);
+      w.delay = static_cast<std::uint32_t>(sqlite3_column_int64(s, 10));
       st.will = std::move(w);
     }
-    if (sqlite3_column_type(s, 10) != SQLITE_NULL) st.username = column_text(s, 10);
-    if (sqlite3_column_type(s, 11) != SQLITE_NULL) st.listener = column_text(s, 11);
-    index.emplace(st.client_id, out.size());
+    if (sqlite3_column_type(s, 11) != SQLITE_NULL) st.username = column_text(s, 11);
+    if (sqlite3_column_type(s, 12) != SQLITE_NULL) st.listener = column_text(s, 12);
     out.push_back(std::move(st));
   }
   sqlite3_reset(s);
   check(rc, "sessions");
+  for (auto& [client_id, key] : new_keys) {
+    Op op{.kind = Op::Kind::SessionKey, .session = key};
+    op.more().key = client_id;
+    push(std::move(op));
+  }
+  // Indexes into `out`, which no longer moves.
+  std::unordered_map<std::string_view, std::size_t> by_client_id;
+  std::unordered_map<std::uint64_t, std::size_t> by_key;
+  by_client_id.reserve(out.size());
+  by_key.reserve(out.size());
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    by_client_id.emplace(out[i].client_id, i);
+    by_key.emplace(out[i].key, i);
+  }
 
   s = prepare(
       "SELECT client_id, filter, qos, no_local, retain_as_published, retain_handling, subscription_id FROM "
       "subscriptions");
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    auto it = index.find(column_text(s, 0));
-    if (it == index.end()) continue;
+    auto it = by_client_id.find(column_text(s, 0));
+    if (it == by_client_id.end()) continue;
     broker::SubscriptionEntry e;
     e.options.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 2));
     e.options.no_local = sqlite3_column_int(s, 3) != 0;
@@ -360,39 +508,96 @@ std::vector<StoredSession> SqliteStore::load_sessions() {
   sqlite3_reset(s);
   check(rc, "subscriptions");
 
-  s = prepare(
-      "SELECT id, client_id, topic, payload, msg_qos, msg_retain, props, origin, expires_at, qos, retain, "
-      "subscription_ids, packet_id, state FROM deliveries ORDER BY id");
+  // Each stored message once: its deliveries share it.
+  s = prepare("SELECT id, topic, payload, qos, retain, props, origin, expires_at FROM messages");
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    auto it = index.find(column_text(s, 1));
-    if (it == index.end()) continue;
     std::optional<Clock::time_point> expires;
-    if (sqlite3_column_type(s, 8) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 8));
+    if (sqlite3_column_type(s, 7) != SQLITE_NULL) expires = from_unix_ms(sqlite3_column_int64(s, 7));
+    const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+    auto m = broker::Message::restore(
+        column_text(s, 1), column_blob(s, 2), static_cast<std::uint8_t>(sqlite3_column_int(s, 3)),
+        sqlite3_column_int(s, 4) != 0,
+        decode_props(sqlite3_column_blob(s, 5), sqlite3_column_bytes(s, 5), mqtt::PropertyContext::Publish),
+        column_text(s, 6), expires);
+    message_ids_.emplace(m.get(), id);
+    messages_.emplace(id, Written{std::move(m), 0});
+  }
+  sqlite3_reset(s);
+  check(rc, "messages");
+
+  std::vector<std::uint64_t> orphans;  // deliveries of no session, or of no message
+  s = prepare(
+      "SELECT id, session, message, qos, retain, packet_id, state, subscription_ids FROM deliveries ORDER BY id");
+  while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+    const auto id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
+    auto session = by_key.find(static_cast<std::uint64_t>(sqlite3_column_int64(s, 1)));
+    auto message = messages_.find(static_cast<std::uint64_t>(sqlite3_column_int64(s, 2)));
+    if (session == by_key.end() || message == messages_.end()) {
+      orphans.push_back(id);
+      continue;
+    }
+    ++message->second.deliveries;
     broker::StoredDelivery d;
-    d.id = static_cast<std::uint64_t>(sqlite3_column_int64(s, 0));
-    d.delivery.message = broker::Message::restore(
-        column_text(s, 2), column_blob(s, 3), static_cast<std::uint8_t>(sqlite3_column_int(s, 4)),
-        sqlite3_column_int(s, 5) != 0,
-        decode_props(sqlite3_column_blob(s, 6), sqlite3_column_bytes(s, 6), mqtt::PropertyContext::Publish),
-        column_text(s, 7), expires);
-    d.delivery.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 9));
-    d.delivery.retain = sqlite3_column_int(s, 10) != 0;
-    d.delivery.subscription_ids = decode_ids(sqlite3_column_blob(s, 11), sqlite3_column_bytes(s, 11));
-    d.packet_id = static_cast<std::uint16_t>(sqlite3_column_int(s, 12));
-    d.state = static_cast<broker::OutState>(sqlite3_column_int(s, 13));
-    out[it->second].deliveries.push_back(std::move(d));
+    d.id = id;
+    d.delivery.message = message->second.message;
+    d.delivery.qos = static_cast<std::uint8_t>(sqlite3_column_int(s, 3));
+    d.delivery.retain = sqlite3_column_int(s, 4) != 0;
+    d.delivery.subscription_ids = decode_ids(sqlite3_column_blob(s, 7), sqlite3_column_bytes(s, 7));
+    d.packet_id = static_cast<std::uint16_t>(sqlite3_column_int(s, 5));
+    d.state = static_cast<broker::OutState>(sqlite3_column_int(s, 6));
+    out[session->second].deliveries.push_back(std::move(d));
   }
   sqlite3_reset(s);
   check(rc, "queued messages");
 
   s = prepare("SELECT client_id, packet_id FROM inbound_qos2");
   while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-    auto it = index.find(column_text(s, 0));
-    if (it == index.end()) continue;
+    auto it = by_client_id.find(column_text(s, 0));
+    if (it == by_client_id.end()) continue;
     out[it->second].inbound_qos2.push_back(static_cast<std::uint16_t>(sqlite3_column_int(s, 1)));
   }
   sqlite3_reset(s);
   check(rc, "QoS 2 packet ids");
+
+  // What nothing refers to is deleted now (a database of an older petrel or
+  // an interrupted one may hold some): orphaned deliveries, then messages
+  // without deliveries.
+  std::vector<std::uint64_t> unused;
+  for (const auto& [id, w] : messages_)
+    if (w.deliveries == 0) unused.push_back(id);
+  if (!orphans.empty() || !unused.empty()) {
+    exec("BEGIN");
+    try {
+      sqlite3_stmt* d = prepare("DELETE FROM deliveries WHERE id = ?");
+      for (auto id : orphans) {
+        sqlite3_bind_int64(d, 1, static_cast<sqlite3_int64>(id));
+        rc = sqlite3_step(d);
+        sqlite3_reset(d);
+        if (rc != SQLITE_DONE) throw StoreError(sqlite3_errmsg(db_));
+      }
+      d = prepare("DELETE FROM messages WHERE id = ?");
+      for (auto id : unused) {
+        sqlite3_bind_int64(d, 1, static_cast<sqlite3_int64>(id));
+        rc = sqlite3_step(d);
+        sqlite3_reset(d);
+        if (rc != SQLITE_DONE) throw StoreError(sqlite3_errmsg(db_));
+      }
+      exec("COMMIT");
+    } catch (const StoreError& e) {
+      sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+      throw StoreError(fmt::format("store '{}': deleting unreferenced rows: {}", options_.path, e.what()));
+    }
+    if (!orphans.empty())
+      spdlog::warn("store '{}': deleted {} stored deliveries of sessions or messages that do not exist", options_.path,
+                   orphans.size());
+  }
+  for (auto id : unused) {
+    auto it = messages_.find(id);
+    message_ids_.erase(it->second.message.get());
+    messages_.erase(it);
+  }
+  messages_loaded_ = messages_.size();
+  stored_messages_.store(messages_.size(), std::memory_order_relaxed);
   return out;
 }
 
@@ -440,63 +645,92 @@ void SqliteStore::set(const MessagePtr& m) {
   memory_->set(m);
   // $SYS topics are the broker's own and rebuilt at every start.
   if (m->topic().starts_with("$SYS/")) return;
-  push(Op{.kind = Op::Kind::RetainSet, .key = std::string(m->topic()), .message = m});
+  push(Op{.kind = Op::Kind::RetainSet, .message = m});
 }
 
 bool SqliteStore::erase(std::string_view topic) {
   std::lock_guard lock(retained_mutex_);
   const bool had = memory_->erase(topic);
-  if (had) push(Op{.kind = Op::Kind::RetainErase, .key = std::string(topic)});
+  if (had) {
+    Op op{.kind = Op::Kind::RetainErase};
+    op.more().key = std::string(topic);
+    push(std::move(op));
+  }
   return had;
 }
 
-void SqliteStore::session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                                const broker::WillMessage* will, const std::optional<std::string>& username,
-                                const std::string& listener) {
-  Op op{.kind = Op::Kind::SessionSave, .key = client_id, .number = expiry_interval, .version = version};
-  if (will) op.will = *will;
-  op.username = username;
-  op.listener = listener;
+std::uint64_t SqliteStore::session_saved(const std::string& client_id, std::uint64_t key,
+                                         std::uint32_t expiry_interval, mqtt::Version version,
+                                         const broker::WillMessage* will, const std::optional<std::string>& username,
+                                         const std::string& listener) {
+  if (key == 0) key = next_session_key_.fetch_add(1, std::memory_order_relaxed);
+  Op op{.kind = Op::Kind::SessionSave, .number = expiry_interval, .session = key};
+  auto& d = op.more();
+  d.key = client_id;
+  d.version = version;
+  if (will) d.will = *will;
+  d.username = username;
+  d.listener = listener;
   push(std::move(op));
+  return key;
 }
 
 void SqliteStore::session_offline(const std::string& client_id, std::uint32_t expiry_interval,
                                   const broker::WillMessage* will) {
-  Op op{.kind = Op::Kind::SessionOffline, .key = client_id, .number = expiry_interval, .time = unix_ms_now()};
-  if (will) op.will = *will;
+  Op op{.kind = Op::Kind::SessionOffline, .number = expiry_interval};
+  auto& d = op.more();
+  d.key = client_id;
+  d.time = unix_ms_now();
+  if (will) d.will = *will;
   push(std::move(op));
 }
 
 void SqliteStore::will_cleared(const std::string& client_id) {
-  push(Op{.kind = Op::Kind::WillClear, .key = client_id});
+  Op op{.kind = Op::Kind::WillClear};
+  op.more().key = client_id;
+  push(std::move(op));
 }
 
 void SqliteStore::session_deleted(const std::string& client_id) {
-  push(Op{.kind = Op::Kind::SessionDelete, .key = client_id});
+  Op op{.kind = Op::Kind::SessionDelete};
+  op.more().key = client_id;
+  push(std::move(op));
 }
 
 void SqliteStore::subscription_added(const std::string& client_id, const std::string& filter,
                                      const broker::SubscriptionEntry& entry) {
-  push(Op{.kind = Op::Kind::SubAdd,
-          .key = client_id,
-          .filter = filter,
-          .number = entry.subscription_id,
-          .options = entry.options});
+  Op op{.kind = Op::Kind::SubAdd, .number = entry.subscription_id};
+  auto& d = op.more();
+  d.key = client_id;
+  d.filter = filter;
+  d.options = entry.options;
+  push(std::move(op));
 }
 
 void SqliteStore::subscription_removed(const std::string& client_id, const std::string& filter) {
-  push(Op{.kind = Op::Kind::SubRemove, .key = client_id, .filter = filter});
+  Op op{.kind = Op::Kind::SubRemove};
+  auto& d = op.more();
+  d.key = client_id;
+  d.filter = filter;
+  push(std::move(op));
 }
 
-std::uint64_t SqliteStore::delivery_added(const std::string& client_id, const broker::Delivery& d) {
-  const std::uint64_t id = next_delivery_id_.fetch_add(1, std::memory_order_relaxed);
-  push(Op{.kind = Op::Kind::DeliveryAdd,
-          .key = client_id,
-          .id = id,
-          .qos = d.qos,
-          .retain = d.retain,
-          .message = d.message,
-          .subscription_ids = d.subscription_ids});
+std::uint64_t SqliteStore::delivery_added(std::uint64_t session_key, const broker::Delivery& d) {
+  if (session_key == 0) return 0;
+  Op op{.kind = Op::Kind::DeliveryAdd, .qos = d.qos, .retain = d.retain, .session = session_key, .message = d.message};
+  if (!d.subscription_ids.empty()) op.more().subscription_ids = d.subscription_ids;
+  // The id is given in the journal's order (apply() relies on it).
+  bool notify = false;
+  std::uint64_t id;
+  {
+    std::lock_guard lock(mutex_);
+    id = op.id = next_delivery_id_++;
+    pending_.push_back(std::move(op));
+    tl_ticket = ++enqueued_;
+    notify = writer_waiting_ && options_.sync;
+    if (notify) writer_waiting_ = false;
+  }
+  if (notify) wake_writer_.notify_one();
   return id;
 }
 
@@ -504,17 +738,21 @@ void SqliteStore::delivery_state(std::uint64_t id, std::uint16_t packet_id, brok
   // A QoS 1 message may be resent with another packet id after a restart
   // (it may arrive twice anyway): only QoS 2 ids must survive.
   if (state == broker::OutState::AwaitPuback) return;
-  push(Op{.kind = Op::Kind::DeliveryState, .id = id, .number = packet_id, .state = static_cast<std::uint8_t>(state)});
+  push(Op{.kind = Op::Kind::DeliveryState, .state = static_cast<std::uint8_t>(state), .number = packet_id, .id = id});
 }
 
 void SqliteStore::delivery_removed(std::uint64_t id) { push(Op{.kind = Op::Kind::DeliveryRemove, .id = id}); }
 
 void SqliteStore::inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) {
-  push(Op{.kind = Op::Kind::Qos2Add, .key = client_id, .number = packet_id});
+  Op op{.kind = Op::Kind::Qos2Add, .number = packet_id};
+  op.more().key = client_id;
+  push(std::move(op));
 }
 
 void SqliteStore::inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) {
-  push(Op{.kind = Op::Kind::Qos2Remove, .key = client_id, .number = packet_id});
+  Op op{.kind = Op::Kind::Qos2Remove, .number = packet_id};
+  op.more().key = client_id;
+  push(std::move(op));
 }
 
 // -------------------------------------------------------------- writer --
@@ -599,6 +837,7 @@ void SqliteStore::run() {
 bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay) {
   std::uint64_t last = 0;
   bool stop = false;
+  bool idle_checkpoint = false;
   {
     std::unique_lock lock(mutex_);
     // How many pending changes may be committed: those before the first
@@ -613,17 +852,35 @@ bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds&
       if (options_.sync) {
         while (ready() == 0 && !stopping_) {
           writer_waiting_ = true;
-          wake_writer_.wait(lock);
+          if (wal_pages_ == 0) {
+            wake_writer_.wait(lock);
+          } else if (wake_writer_.wait_for(lock, kIdleCheckpoint) == std::cv_status::timeout && ready() == 0 &&
+                     !stopping_) {
+            // Idle for a moment with a WAL: truncate it (below, unlocked).
+            writer_waiting_ = false;
+            idle_checkpoint = true;
+            break;
+          }
         }
       } else {
         wake_writer_.wait_for(lock, options_.flush_interval, [&] { return stopping_; });
+        idle_checkpoint = pending_.empty() && wal_pages_ > 0;
       }
+    }
+    if (idle_checkpoint) {
+      lock.unlock();
+      checkpoint(SQLITE_CHECKPOINT_TRUNCATE);
+      return true;
     }
     // Take the ready prefix, in order (after a failed batch: behind it).
     const std::size_t n = ready();
     last = enqueued_ - (pending_.size() - n);
-    std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
-    pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (batch.empty() && n == pending_.size()) {
+      batch.swap(pending_);  // the whole journal: no copy
+    } else {
+      std::move(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n), std::back_inserter(batch));
+      pending_.erase(pending_.begin(), pending_.begin() + static_cast<std::ptrdiff_t>(n));
+    }
     stop = stopping_;
   }
   if (!batch.empty()) {
@@ -631,7 +888,13 @@ bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds&
       const auto t0 = std::chrono::steady_clock::now();
       apply(batch);
       record_commit(std::chrono::steady_clock::now() - t0);
-      batch.clear();
+      // A fan-out's journal (tens of thousands of entries) is not kept for
+      // the next batch: its memory goes back.
+      if (batch.capacity() > kKeepOps) {
+        std::vector<Op>().swap(batch);
+      } else {
+        batch.clear();
+      }
       retry_delay = std::chrono::milliseconds(100);
     } catch (const std::exception& e) {
       errors_.fetch_add(1, std::memory_order_relaxed);
@@ -652,10 +915,80 @@ bool SqliteStore::write_batch(std::vector<Op>& batch, std::chrono::milliseconds&
     committed_.store(last, std::memory_order_release);
     commits_.fetch_add(1, std::memory_order_relaxed);
     if (commit_listener_) commit_listener_(last);
+    // After the acknowledgements are on their way, not inside the commit.
+    if (wal_pages_ >= kCheckpointPages) checkpoint(SQLITE_CHECKPOINT_PASSIVE);
   } else {
     committed_.store(last, std::memory_order_release);
   }
   return !stop;
+}
+
+void SqliteStore::checkpoint(int mode) {
+  int log = 0, done = 0;
+  const int rc = sqlite3_wal_checkpoint_v2(db_, nullptr, mode, &log, &done);
+  if (rc != SQLITE_OK) {
+    spdlog::warn("store '{}': WAL checkpoint failed: {}", options_.path, sqlite3_errmsg(db_));
+    return;
+  }
+  if (done >= log) wal_pages_ = 0;
+}
+
+std::uint64_t SqliteStore::message_id(const MessagePtr& m, Overlay& ov) {
+  const broker::Message* key = m.get();
+  if (key == ov.last) return ov.last_id;
+  std::uint64_t id = 0;
+  if (auto created = ov.created_ids.find(key); created != ov.created_ids.end()) {
+    id = created->second;
+  } else if (auto it = message_ids_.find(key); it != message_ids_.end() && !ov.erased.contains(it->second)) {
+    id = it->second;
+  } else {
+    // Not on disk: written now, once, for all its deliveries.
+    id = next_message_id_++;
+    auto* s = statements_for_writes_->message_add;
+    const auto& msg = *m;
+    sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(id));
+    sqlite3_bind_text(s, 2, msg.topic().data(), static_cast<int>(msg.topic().size()), SQLITE_STATIC);
+    sqlite3_bind_blob(s, 3, msg.payload().data(), static_cast<int>(msg.payload().size()), SQLITE_STATIC);
+    sqlite3_bind_int(s, 4, msg.qos());
+    sqlite3_bind_int(s, 5, msg.retain());
+    std::string props;
+    if (msg.properties_length()) {
+      props = encode_props(msg.properties());
+      sqlite3_bind_blob(s, 6, props.data(), static_cast<int>(props.size()), SQLITE_STATIC);
+    }
+    sqlite3_bind_text(s, 7, msg.origin_client_id().data(), static_cast<int>(msg.origin_client_id().size()),
+                      SQLITE_STATIC);
+    if (msg.expires_at()) sqlite3_bind_int64(s, 8, to_unix_ms(*msg.expires_at()));
+    const int rc = sqlite3_step(s);
+    sqlite3_reset(s);
+    sqlite3_clear_bindings(s);
+    if (rc != SQLITE_DONE) throw StoreError(sqlite3_errmsg(db_));
+    ov.created.emplace(id, m);
+    ov.created_ids.emplace(key, id);
+  }
+  ov.last = key;
+  ov.last_id = id;
+  ov.last_count = &ov.deliveries[id];
+  return id;
+}
+
+void SqliteStore::merge(Overlay& ov) {
+  for (auto id : ov.erased) {
+    if (auto it = messages_.find(id); it != messages_.end()) {
+      if (auto by = message_ids_.find(it->second.message.get()); by != message_ids_.end() && by->second == id)
+        message_ids_.erase(by);
+      messages_.erase(it);
+    }
+  }
+  for (auto& [id, m] : ov.created) {
+    message_ids_[m.get()] = id;
+    messages_.emplace(id, Written{std::move(m), 0});
+  }
+  for (const auto& [id, change] : ov.deliveries) {
+    if (auto it = messages_.find(id); it != messages_.end())
+      it->second.deliveries = static_cast<std::uint64_t>(static_cast<std::int64_t>(it->second.deliveries) + change);
+  }
+  stored_messages_.store(messages_.size(), std::memory_order_relaxed);
 }
 
 void SqliteStore::apply(std::vector<Op>& batch) {
@@ -666,31 +999,38 @@ void SqliteStore::apply(std::vector<Op>& batch) {
         prepare("DELETE FROM retained WHERE topic = ?"),
         prepare(
             "INSERT INTO sessions (client_id, version, expiry_interval, disconnected_at, will_topic, will_payload, "
-            "will_qos, will_retain, will_props, will_delay, username, listener) "
-            "VALUES (?1,?2,?3,NULL,?4,?5,?6,?7,?8,?9,?10,?11) "
+            "will_qos, will_retain, will_props, will_delay, username, listener, id) "
+            "VALUES (?1,?2,?3,NULL,?4,?5,?6,?7,?8,?9,?10,?11,?12) "
             "ON CONFLICT (client_id) DO UPDATE SET version = ?2, expiry_interval = ?3, disconnected_at = NULL, "
             "will_topic = ?4, will_payload = ?5, will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9, "
-            "username = ?10, listener = ?11"),
+            "username = ?10, listener = ?11, id = ?12"),
         prepare(
             "UPDATE sessions SET expiry_interval = ?2, disconnected_at = ?3, will_topic = ?4, will_payload = ?5, "
             "will_qos = ?6, will_retain = ?7, will_props = ?8, will_delay = ?9 WHERE client_id = ?1"),
         prepare(
             "UPDATE sessions SET will_topic = NULL, will_payload = NULL, will_qos = NULL, will_retain = NULL, "
             "will_props = NULL, will_delay = NULL WHERE client_id = ?"),
+        // A session's deliveries are removed one by one before it is
+        // deleted (SessionStore::session_deleted): deliveries have no index
+        // by session, which would cost every fan-out a write in every page
+        // of that index.
         {prepare("DELETE FROM sessions WHERE client_id = ?"), prepare("DELETE FROM subscriptions WHERE client_id = ?"),
-         prepare("DELETE FROM deliveries WHERE client_id = ?"),
          prepare("DELETE FROM inbound_qos2 WHERE client_id = ?")},
         prepare(
             "INSERT OR REPLACE INTO subscriptions (client_id, filter, qos, no_local, retain_as_published, "
             "retain_handling, subscription_id) VALUES (?,?,?,?,?,?,?)"),
         prepare("DELETE FROM subscriptions WHERE client_id = ? AND filter = ?"),
         prepare(
-            "INSERT INTO deliveries (id, client_id, topic, payload, msg_qos, msg_retain, props, origin, expires_at, "
-            "qos, retain, subscription_ids) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"),
+            "INSERT INTO messages (id, topic, payload, qos, retain, props, origin, expires_at) VALUES (?,?,?,?,?,?,?,?)"),
+        prepare("DELETE FROM messages WHERE id = ?"),
+        prepare(
+            "INSERT INTO deliveries (id, session, message, qos, retain, packet_id, state, subscription_ids) "
+            "VALUES (?,?,?,?,?,0,0,?)"),
         prepare("UPDATE deliveries SET packet_id = ?, state = ? WHERE id = ?"),
-        prepare("DELETE FROM deliveries WHERE id = ?"),
+        prepare("DELETE FROM deliveries WHERE id = ? RETURNING message"),
         prepare("INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"),
         prepare("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?"),
+        prepare("UPDATE sessions SET id = ? WHERE client_id = ?"),
         prepare("BEGIN"),
         prepare("COMMIT"),
         prepare("ROLLBACK"),
@@ -721,17 +1061,28 @@ void SqliteStore::apply(std::vector<Op>& batch) {
   };
 
   // A delivery added and removed within one batch never needs the disk.
-  std::unordered_set<std::uint64_t> added, cancelled;
+  // Delivery ids increase in journal order, so the deliveries added by this
+  // batch are those from its first DeliveryAdd's id on.
+  std::uint64_t first_added = std::numeric_limits<std::uint64_t>::max();
   for (const auto& op : batch)
-    if (op.kind == Op::Kind::DeliveryAdd) added.insert(op.id);
-  if (!added.empty())
-    for (const auto& op : batch)
-      if (op.kind == Op::Kind::DeliveryRemove && added.contains(op.id)) cancelled.insert(op.id);
+    if (op.kind == Op::Kind::DeliveryAdd) {
+      first_added = op.id;
+      break;
+    }
+  std::vector<std::uint64_t> cancelled;
+  for (const auto& op : batch)
+    if (op.kind == Op::Kind::DeliveryRemove && op.id >= first_added) cancelled.push_back(op.id);
+  std::sort(cancelled.begin(), cancelled.end());
+  auto is_cancelled = [&](std::uint64_t id) {
+    return id >= first_added && std::binary_search(cancelled.begin(), cancelled.end(), id);
+  };
 
+  Overlay ov;
   run(st->begin);
   try {
     std::string scratch, scratch2;
     for (const auto& op : batch) {
+      const Detail* d = op.detail.get();
       switch (op.kind) {
         case Op::Kind::RetainSet: {
           auto* s = st->retain_set;
@@ -747,96 +1098,126 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           break;
         }
         case Op::Kind::RetainErase:
-          text(st->retain_erase, 1, op.key);
+          text(st->retain_erase, 1, d->key);
           run(st->retain_erase);
           break;
         case Op::Kind::SessionSave: {
           auto* s = st->session_save;
-          text(s, 1, op.key);
-          sqlite3_bind_int(s, 2, static_cast<int>(op.version));
+          text(s, 1, d->key);
+          sqlite3_bind_int(s, 2, static_cast<int>(d->version));
           sqlite3_bind_int64(s, 3, op.number);
-          bind_will(s, op.will, scratch);
-          if (op.username) text(s, 10, *op.username);
-          text(s, 11, op.listener);
+          bind_will(s, d->will, scratch);
+          if (d->username) text(s, 10, *d->username);
+          text(s, 11, d->listener);
+          sqlite3_bind_int64(s, 12, static_cast<sqlite3_int64>(op.session));
           run(s);
           break;
         }
         case Op::Kind::SessionOffline: {
           auto* s = st->session_offline;
-          text(s, 1, op.key);
+          text(s, 1, d->key);
           sqlite3_bind_int64(s, 2, op.number);
-          sqlite3_bind_int64(s, 3, op.time);
-          bind_will(s, op.will, scratch);
+          sqlite3_bind_int64(s, 3, d->time);
+          bind_will(s, d->will, scratch);
           run(s);
           break;
         }
+        case Op::Kind::SessionKey:
+          sqlite3_bind_int64(st->session_key, 1, static_cast<sqlite3_int64>(op.session));
+          text(st->session_key, 2, d->key);
+          run(st->session_key);
+          break;
         case Op::Kind::WillClear:
-          text(st->will_clear, 1, op.key);
+          text(st->will_clear, 1, d->key);
           run(st->will_clear);
           break;
         case Op::Kind::SessionDelete:
           for (auto* s : st->session_delete) {
-            text(s, 1, op.key);
+            text(s, 1, d->key);
             run(s);
           }
           break;
         case Op::Kind::SubAdd: {
           auto* s = st->sub_add;
-          text(s, 1, op.key);
-          text(s, 2, op.filter);
-          sqlite3_bind_int(s, 3, op.options.qos);
-          sqlite3_bind_int(s, 4, op.options.no_local);
-          sqlite3_bind_int(s, 5, op.options.retain_as_published);
-          sqlite3_bind_int(s, 6, op.options.retain_handling);
+          text(s, 1, d->key);
+          text(s, 2, d->filter);
+          sqlite3_bind_int(s, 3, d->options.qos);
+          sqlite3_bind_int(s, 4, d->options.no_local);
+          sqlite3_bind_int(s, 5, d->options.retain_as_published);
+          sqlite3_bind_int(s, 6, d->options.retain_handling);
           sqlite3_bind_int64(s, 7, op.number);
           run(s);
           break;
         }
         case Op::Kind::SubRemove:
-          text(st->sub_remove, 1, op.key);
-          text(st->sub_remove, 2, op.filter);
+          text(st->sub_remove, 1, d->key);
+          text(st->sub_remove, 2, d->filter);
           run(st->sub_remove);
           break;
         case Op::Kind::DeliveryAdd: {
-          if (cancelled.contains(op.id)) break;
+          if (is_cancelled(op.id)) break;
+          const std::uint64_t message = message_id(op.message, ov);
+          ++*ov.last_count;
           auto* s = st->delivery_add;
-          const auto& m = *op.message;
           sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
-          text(s, 2, op.key);
-          text(s, 3, m.topic());
-          blob(s, 4, m.payload());
-          sqlite3_bind_int(s, 5, m.qos());
-          sqlite3_bind_int(s, 6, m.retain());
-          scratch = encode_props(m.properties());
-          blob(s, 7, scratch);
-          text(s, 8, m.origin_client_id());
-          if (m.expires_at()) sqlite3_bind_int64(s, 9, to_unix_ms(*m.expires_at()));
-          sqlite3_bind_int(s, 10, op.qos);
-          sqlite3_bind_int(s, 11, op.retain);
-          scratch2 = encode_ids(op.subscription_ids);
-          blob(s, 12, scratch2);
+          sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(op.session));
+          sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(message));
+          sqlite3_bind_int(s, 4, op.qos);
+          sqlite3_bind_int(s, 5, op.retain);
+          if (d && !d->subscription_ids.empty()) {
+            scratch2 = encode_ids(d->subscription_ids);
+            blob(s, 6, scratch2);
+          }
           run(s);
           break;
         }
         case Op::Kind::DeliveryState:
-          if (cancelled.contains(op.id)) break;
+          if (is_cancelled(op.id)) break;
           sqlite3_bind_int(st->delivery_state, 1, static_cast<int>(op.number));
           sqlite3_bind_int(st->delivery_state, 2, op.state);
           sqlite3_bind_int64(st->delivery_state, 3, static_cast<sqlite3_int64>(op.id));
           run(st->delivery_state);
           break;
-        case Op::Kind::DeliveryRemove:
-          if (cancelled.contains(op.id)) break;
-          sqlite3_bind_int64(st->delivery_remove, 1, static_cast<sqlite3_int64>(op.id));
-          run(st->delivery_remove);
+        case Op::Kind::DeliveryRemove: {
+          if (is_cancelled(op.id)) break;
+          auto* s = st->delivery_remove;
+          sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
+          const int rc = sqlite3_step(s);
+          const bool found = rc == SQLITE_ROW;
+          const auto message = found ? static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) : 0;
+          sqlite3_reset(s);
+          sqlite3_clear_bindings(s);
+          if (rc != SQLITE_DONE && rc != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
+          if (!found) break;
+          // The message's last stored delivery: the message goes too.
+          auto base = messages_.find(message);
+          auto created = ov.created.find(message);
+          const bool created_here = created != ov.created.end();
+          if ((base == messages_.end() || ov.erased.contains(message)) && !created_here) break;  // not ours
+          auto& change = ov.deliveries[message];
+          --change;
+          const std::int64_t left =
+              (created_here ? 0 : static_cast<std::int64_t>(base->second.deliveries)) + change;
+          if (left <= 0) {
+            sqlite3_bind_int64(st->message_erase, 1, static_cast<sqlite3_int64>(message));
+            run(st->message_erase);
+            ov.erased.insert(message);
+            if (created_here) {
+              ov.created_ids.erase(created->second.get());
+              ov.created.erase(created);
+            }
+          }
+          // The cached count may have moved (a map insert): look it up again.
+          ov.last = nullptr;
           break;
+        }
         case Op::Kind::Qos2Add:
-          text(st->qos2_add, 1, op.key);
+          text(st->qos2_add, 1, d->key);
           sqlite3_bind_int(st->qos2_add, 2, static_cast<int>(op.number));
           run(st->qos2_add);
           break;
         case Op::Kind::Qos2Remove:
-          text(st->qos2_remove, 1, op.key);
+          text(st->qos2_remove, 1, d->key);
           sqlite3_bind_int(st->qos2_remove, 2, static_cast<int>(op.number));
           run(st->qos2_remove);
           break;
@@ -848,6 +1229,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
     sqlite3_reset(st->rollback);
     throw;
   }
+  merge(ov);
 }
 
 }  // namespace petrel::store

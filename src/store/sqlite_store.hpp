@@ -9,6 +9,16 @@
 // delivery that is acknowledged before its insert is committed cancels out
 // within the batch and never reaches the disk.
 //
+// Each message is written once (schema version 3, issue 16): a `messages`
+// row holds its content, and each stored delivery is a short `deliveries`
+// row (its session's key, the message's id, QoS, retain flag, packet id and
+// state) appended in id order, so that a fan-out to N offline sessions costs
+// one message and N rows of about 20 bytes, written in one transaction. The
+// writer alone knows which messages are on disk and how many stored
+// deliveries refer to each (a table in memory, one entry per stored message,
+// holding the message); when the last one goes, so does the message's row.
+// After a restart the deliveries of a message share one Message again.
+//
 // Reads (retained lookups) are served from memory: the store keeps the
 // in-memory retained tree and writes it through.
 //
@@ -19,6 +29,9 @@
 //   periodic - acknowledgements do not wait; the writer commits every
 //              flush_interval (synchronous=NORMAL). A crash or power loss
 //              loses at most the changes of the last interval.
+// The writer checkpoints the WAL itself, after publishing a commit (never
+// inside one, which would delay its acknowledgements) once the WAL holds
+// kCheckpointPages, and truncates it when it has been idle for a moment.
 #pragma once
 
 #include <array>
@@ -26,11 +39,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <map>
-#include <set>
 #include <memory>
+#include <set>
 #include <mutex>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "broker/persistence.hpp"
@@ -65,8 +79,11 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   // Commits everything reported so far, then closes.
   ~SqliteStore() override;
 
-  // Every persistent session (call once, before start()).
+  // Every persistent session (call once, before start()). Deliveries of
+  // one stored message share one Message.
   std::vector<StoredSession> load_sessions();
+  // Messages load_sessions() read back (each shared by its deliveries).
+  std::size_t messages_loaded() const { return messages_loaded_; }
   std::size_t retained_loaded() const { return retained_loaded_; }
   // Retained messages that had expired while petrel was down (deleted).
   std::size_t retained_expired() const { return retained_expired_; }
@@ -83,9 +100,10 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool contains(std::string_view topic) const override { return memory_->contains(topic); }
 
   // SessionStore
-  void session_saved(const std::string& client_id, std::uint32_t expiry_interval, mqtt::Version version,
-                     const broker::WillMessage* will, const std::optional<std::string>& username = std::nullopt,
-                     const std::string& listener = {}) override;
+  std::uint64_t session_saved(const std::string& client_id, std::uint64_t key, std::uint32_t expiry_interval,
+                              mqtt::Version version, const broker::WillMessage* will,
+                              const std::optional<std::string>& username = std::nullopt,
+                              const std::string& listener = {}) override;
   void session_offline(const std::string& client_id, std::uint32_t expiry_interval,
                        const broker::WillMessage* will) override;
   void will_cleared(const std::string& client_id) override;
@@ -93,7 +111,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   void subscription_added(const std::string& client_id, const std::string& filter,
                           const broker::SubscriptionEntry& entry) override;
   void subscription_removed(const std::string& client_id, const std::string& filter) override;
-  std::uint64_t delivery_added(const std::string& client_id, const broker::Delivery& d) override;
+  std::uint64_t delivery_added(std::uint64_t session_key, const broker::Delivery& d) override;
   void delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) override;
   void delivery_removed(std::uint64_t id) override;
   void inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) override;
@@ -112,6 +130,9 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::uint64_t errors() const { return errors_.load(std::memory_order_relaxed); }
   // Changes reported and not committed yet (the writer's backlog).
   std::uint64_t backlog();
+  // Messages on disk (each once, however many stored deliveries refer to
+  // it), as of the last commit.
+  std::uint64_t stored_messages() const { return stored_messages_.load(std::memory_order_relaxed); }
 
   // How long commits take (the writer thread's transactions, fsync
   // included), as a histogram: counts per bucket whose upper bounds are
@@ -133,15 +154,36 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   Health health() const;
 
   struct Op;
+  struct Detail;
+
+  // The WAL is checkpointed after a commit once it holds this many pages
+  // (4 KiB each), and truncated after kIdleCheckpoint without changes.
+  static constexpr int kCheckpointPages = 1000;
+  static constexpr std::chrono::milliseconds kIdleCheckpoint{200};
+  // A batch's vector of changes keeps its capacity up to this many.
+  static constexpr std::size_t kKeepOps = 4096;
 
  private:
   struct Statements;
+  struct Overlay;
+  // A message on disk: the writer keeps it (so that its address names it
+  // while it is there) and counts the stored deliveries that refer to it.
+  struct Written {
+    MessagePtr message;
+    std::uint64_t deliveries = 0;
+  };
   void push(Op op);
   void run();
   // Commits the ready prefix of the journal (or retries `batch`); false
   // once the store is stopping and everything is written.
   bool write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay);
   void apply(std::vector<Op>& batch);
+  // The id of `m` on disk, writing it if it is not there (writer thread).
+  std::uint64_t message_id(const MessagePtr& m, Overlay& overlay);
+  void merge(Overlay& overlay);
+  void checkpoint(int mode);
+  // Copies the database (schema `version`) aside; returns the copy's path.
+  std::string backup_before_migration(int version);
   void exec(const char* sql);
   void record_commit(std::chrono::steady_clock::duration took);
   void record_failure(const std::string& what);
@@ -155,12 +197,21 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::size_t retained_loaded_ = 0;
   std::size_t retained_expired_ = 0;
   std::mutex retained_mutex_;  // keeps memory and journal in the same order
-  std::atomic<std::uint64_t> next_delivery_id_{1};
+  std::atomic<std::uint64_t> next_session_key_{1};
+  std::size_t messages_loaded_ = 0;
+
+  // Writer thread only (and start-up, before it runs):
+  std::unordered_map<std::uint64_t, Written> messages_;                // by id
+  std::unordered_map<const broker::Message*, std::uint64_t> message_ids_;  // the same, by object
+  std::uint64_t next_message_id_ = 1;
+  int wal_pages_ = 0;  // frames in the WAL, as of the last commit
+  std::atomic<std::uint64_t> stored_messages_{0};
 
   std::mutex mutex_;
   std::condition_variable wake_writer_;
   std::vector<Op> pending_;
   std::uint64_t enqueued_ = 0;
+  std::uint64_t next_delivery_id_ = 1;  // given under mutex_: ids increase in journal order
   bool writer_waiting_ = false;
   bool stopping_ = false;
   CommitListener commit_listener_;  // set before start()

@@ -28,7 +28,8 @@ _open: list = []
 
 STORE_LINE = re.compile(
     r"store '(?P<path>[^']*)' \((?P<mode>\w+) durability\): restored (?P<sessions>\d+) sessions "
-    r"\((?P<subscriptions>\d+) subscriptions, (?P<queued>\d+) queued and (?P<inflight>\d+) in-flight messages\) "
+    r"\((?P<subscriptions>\d+) subscriptions, (?P<queued>\d+) queued and (?P<inflight>\d+) in-flight messages, "
+    r"(?P<distinct>\d+) of them distinct\) "
     r"and (?P<retained>\d+) retained messages in [0-9.]+ ms; dropped (?P<dropped_sessions>\d+) sessions and "
     r"(?P<dropped_messages>\d+) messages that expired while petrel was down")
 

@@ -54,7 +54,8 @@ TEST_F(SqliteStoreTest, SessionsComeBackAfterReopening) {
     will.will.qos = 1;
     will.client_id = "a";
     will.delay = 30;
-    s.session_saved("a", 600, mqtt::Version::V5, &will);
+    const auto a = s.session_saved("a", 0, 600, mqtt::Version::V5, &will);
+    EXPECT_NE(a, 0u);
     broker::SubscriptionEntry e;
     e.options.qos = 2;
     e.options.no_local = true;
@@ -62,14 +63,14 @@ TEST_F(SqliteStoreTest, SessionsComeBackAfterReopening) {
     s.subscription_added("a", "x/+/y", e);
     s.subscription_added("a", "gone/#", e);
     s.subscription_removed("a", "gone/#");
-    queued_id = s.delivery_added("a", delivery("x/1/y", "first", 1));
-    sent_id = s.delivery_added("a", delivery("x/2/y", "second", 2));
+    queued_id = s.delivery_added(a, delivery("x/1/y", "first", 1));
+    sent_id = s.delivery_added(a, delivery("x/2/y", "second", 2));
     s.delivery_state(sent_id, 42, broker::OutState::AwaitPubcomp);
     s.inbound_qos2_added("a", 9);
     s.inbound_qos2_added("a", 10);
     s.inbound_qos2_removed("a", 10);
     s.session_offline("a", 600, &will);
-    s.session_saved("b", 60, mqtt::Version::V311, nullptr);
+    EXPECT_NE(s.session_saved("b", 0, 60, mqtt::Version::V311, nullptr), a);
     s.session_deleted("b");
   }
   SqliteStore s(options());
@@ -103,8 +104,8 @@ TEST_F(SqliteStoreTest, CommitsAdvanceTicketsAndAckedDeliveriesAreGone) {
   {
     SqliteStore s(options());
     s.start();
-    s.session_saved("a", 60, mqtt::Version::V5, nullptr);
-    const auto id = s.delivery_added("a", delivery("t", "p", 1));
+    const auto a = s.session_saved("a", 0, 60, mqtt::Version::V5, nullptr);
+    const auto id = s.delivery_added(a, delivery("t", "p", 1));
     s.delivery_state(id, 1, broker::OutState::AwaitPuback);
     s.delivery_removed(id);
     const auto ticket = s.thread_ticket();
