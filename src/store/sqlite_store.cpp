@@ -150,11 +150,21 @@ std::string column_blob(sqlite3_stmt* s, int i) {
 
 }  // namespace
 
+namespace {
+// INSERT of `n` stored deliveries.
+std::string delivery_insert(std::size_t n) {
+  std::string sql =
+      "INSERT INTO deliveries (id, session, message, qos, retain, packet_id, state, subscription_ids) VALUES ";
+  for (std::size_t i = 0; i < n; ++i) sql += i ? ",(?,?,?,?,?,0,0,?)" : "(?,?,?,?,?,0,0,?)";
+  return sql;
+}
+}  // namespace
+
 // The write statements, prepared once (finalized with statements_).
 struct SqliteStore::Statements {
   sqlite3_stmt *retain_set, *retain_erase, *session_save, *session_offline, *will_clear, *session_delete[3], *sub_add,
-      *sub_remove, *message_add, *message_erase, *delivery_add, *delivery_state, *delivery_remove, *qos2_add,
-      *qos2_remove, *session_key, *begin, *commit, *rollback;
+      *sub_remove, *message_add, *message_erase, *delivery_add, *delivery_add_many, *delivery_state, *delivery_remove,
+      *qos2_add, *qos2_remove, *session_key, *begin, *commit, *rollback;
 };
 
 // What most changes do not need: kept out of Op, so that the journal entry
@@ -611,10 +621,20 @@ void SqliteStore::push(Op op) {
     std::lock_guard lock(mutex_);
     pending_.push_back(std::move(op));
     tl_ticket = ++enqueued_;
-    notify = writer_waiting_ && options_.sync;
-    if (notify) writer_waiting_ = false;
+    notify = must_wake_writer();
   }
   if (notify) wake_writer_.notify_one();
+}
+
+bool SqliteStore::must_wake_writer() {
+  // Not while a group holds back everything pending (a fan-out in
+  // progress): the writer could take nothing, and waking it for each of the
+  // group's changes would cost a context switch per stored delivery;
+  // end_group() wakes it.
+  if (!writer_waiting_ || !options_.sync) return false;
+  if (!open_groups_.empty() && *open_groups_.begin() <= enqueued_ - pending_.size() + 1) return false;
+  writer_waiting_ = false;
+  return true;
 }
 
 std::uint64_t SqliteStore::backlog() {
@@ -727,8 +747,7 @@ std::uint64_t SqliteStore::delivery_added(std::uint64_t session_key, const broke
     id = op.id = next_delivery_id_++;
     pending_.push_back(std::move(op));
     tl_ticket = ++enqueued_;
-    notify = writer_waiting_ && options_.sync;
-    if (notify) writer_waiting_ = false;
+    notify = must_wake_writer();
   }
   if (notify) wake_writer_.notify_one();
   return id;
@@ -1023,9 +1042,8 @@ void SqliteStore::apply(std::vector<Op>& batch) {
         prepare(
             "INSERT INTO messages (id, topic, payload, qos, retain, props, origin, expires_at) VALUES (?,?,?,?,?,?,?,?)"),
         prepare("DELETE FROM messages WHERE id = ?"),
-        prepare(
-            "INSERT INTO deliveries (id, session, message, qos, retain, packet_id, state, subscription_ids) "
-            "VALUES (?,?,?,?,?,0,0,?)"),
+        prepare(delivery_insert(1).c_str()),
+        prepare(delivery_insert(kRowsPerInsert).c_str()),
         prepare("UPDATE deliveries SET packet_id = ?, state = ? WHERE id = ?"),
         prepare("DELETE FROM deliveries WHERE id = ? RETURNING message"),
         prepare("INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"),
@@ -1077,12 +1095,51 @@ void SqliteStore::apply(std::vector<Op>& batch) {
     return id >= first_added && std::binary_search(cancelled.begin(), cancelled.end(), id);
   };
 
+  // Stored deliveries are inserted kRowsPerInsert to a statement: one
+  // statement keeps its cursor at the end of the table, where the rows go,
+  // instead of seeking there for each (a fan-out's rows take 40 % less time).
+  struct Row {
+    const Op* op;
+    std::uint64_t message;
+  };
+  std::vector<Row> rows;
+  rows.reserve(kRowsPerInsert);
+  std::string ids;
+  auto insert_rows = [&] {
+    auto bind = [&](sqlite3_stmt* s, int base, const Row& r) {
+      sqlite3_bind_int64(s, base + 1, static_cast<sqlite3_int64>(r.op->id));
+      sqlite3_bind_int64(s, base + 2, static_cast<sqlite3_int64>(r.op->session));
+      sqlite3_bind_int64(s, base + 3, static_cast<sqlite3_int64>(r.message));
+      sqlite3_bind_int(s, base + 4, r.op->qos);
+      sqlite3_bind_int(s, base + 5, r.op->retain);
+      if (r.op->detail && !r.op->detail->subscription_ids.empty()) {
+        // Bound as a copy: the rows of one statement each have their own.
+        ids = encode_ids(r.op->detail->subscription_ids);
+        sqlite3_bind_blob(s, base + 6, ids.data(), static_cast<int>(ids.size()), SQLITE_TRANSIENT);
+      } else {
+        sqlite3_bind_null(s, base + 6);
+      }
+    };
+    if (rows.size() == kRowsPerInsert) {
+      for (std::size_t i = 0; i < rows.size(); ++i) bind(st->delivery_add_many, static_cast<int>(i) * 6, rows[i]);
+      run(st->delivery_add_many);
+    } else {
+      for (const auto& r : rows) {
+        bind(st->delivery_add, 0, r);
+        run(st->delivery_add);
+      }
+    }
+    rows.clear();
+  };
   Overlay ov;
   run(st->begin);
   try {
-    std::string scratch, scratch2;
+    std::string scratch;
     for (const auto& op : batch) {
       const Detail* d = op.detail.get();
+      // Rows waiting for a full statement go in before any other change
+      // (which may be about them).
+      if (op.kind != Op::Kind::DeliveryAdd && !rows.empty()) insert_rows();
       switch (op.kind) {
         case Op::Kind::RetainSet: {
           auto* s = st->retain_set;
@@ -1154,23 +1211,12 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           text(st->sub_remove, 2, d->filter);
           run(st->sub_remove);
           break;
-        case Op::Kind::DeliveryAdd: {
+        case Op::Kind::DeliveryAdd:
           if (is_cancelled(op.id)) break;
-          const std::uint64_t message = message_id(op.message, ov);
+          rows.push_back(Row{&op, message_id(op.message, ov)});
           ++*ov.last_count;
-          auto* s = st->delivery_add;
-          sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
-          sqlite3_bind_int64(s, 2, static_cast<sqlite3_int64>(op.session));
-          sqlite3_bind_int64(s, 3, static_cast<sqlite3_int64>(message));
-          sqlite3_bind_int(s, 4, op.qos);
-          sqlite3_bind_int(s, 5, op.retain);
-          if (d && !d->subscription_ids.empty()) {
-            scratch2 = encode_ids(d->subscription_ids);
-            blob(s, 6, scratch2);
-          }
-          run(s);
+          if (rows.size() == kRowsPerInsert) insert_rows();
           break;
-        }
         case Op::Kind::DeliveryState:
           if (is_cancelled(op.id)) break;
           sqlite3_bind_int(st->delivery_state, 1, static_cast<int>(op.number));
@@ -1207,7 +1253,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
               ov.created.erase(created);
             }
           }
-          // The cached count may have moved (a map insert): look it up again.
+          // The cached lookup may name an erased message: look it up again.
           ov.last = nullptr;
           break;
         }
@@ -1223,6 +1269,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           break;
       }
     }
+    if (!rows.empty()) insert_rows();
     run(st->commit);
   } catch (...) {
     sqlite3_step(st->rollback);

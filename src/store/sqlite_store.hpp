@@ -162,6 +162,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   static constexpr std::chrono::milliseconds kIdleCheckpoint{200};
   // A batch's vector of changes keeps its capacity up to this many.
   static constexpr std::size_t kKeepOps = 4096;
+  // Stored deliveries per INSERT statement (apply()).
+  static constexpr std::size_t kRowsPerInsert = 64;
 
  private:
   struct Statements;
@@ -173,6 +175,8 @@ class SqliteStore final : public RetainedStore, public SessionStore {
     std::uint64_t deliveries = 0;
   };
   void push(Op op);
+  // Whether a change just queued must wake the writer (with mutex_ held).
+  bool must_wake_writer();
   void run();
   // Commits the ready prefix of the journal (or retries `batch`); false
   // once the store is stopping and everything is written.
