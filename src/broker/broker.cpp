@@ -373,6 +373,7 @@ std::size_t Broker::publish(const MessagePtr& m) {
   std::sort(matches.begin(), matches.end(),
             [](const SubscriptionMatch& a, const SubscriptionMatch& b) { return a.session.get() < b.session.get(); });
   std::size_t delivered = 0;
+  std::array<std::uint64_t, 3> queued_by_qos{};  // counted once per publish, not per delivery
   Authorizer* const check = reader_check();
   // A message for many sessions is committed in one transaction, not in
   // pieces as the writer happens to wake (issue 16): a durable store then
@@ -406,12 +407,14 @@ std::size_t Broker::publish(const MessagePtr& m) {
       auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline), check);
       if (r.queued) {
         ++delivered;
-        Stats::count(stats_.out, m->topic(), m->payload().size(), qos);
+        ++queued_by_qos[qos];
       }
       if (r.dropped) Stats::add_dropped_queue_full(stats_, r.dropped);
     }
     i = j;
   }
+  for (std::uint8_t qos = 0; qos < 3; ++qos)
+    if (queued_by_qos[qos]) Stats::count(stats_.out, m->topic(), m->payload().size(), qos, queued_by_qos[qos]);
   matches.clear();
   return delivered;
 }

@@ -93,10 +93,11 @@ struct Stats {
     add(s.publish_dropped, n);
     add(s.dropped_queue_full, n);
   }
-  static void count(ByQos& c, std::string_view topic, std::size_t payload, std::uint8_t qos) {
+  // `n` messages of that topic and payload size.
+  static void count(ByQos& c, std::string_view topic, std::size_t payload, std::uint8_t qos, std::uint64_t n = 1) {
     if (topic.starts_with("$SYS/") || qos > 2) return;
-    c.messages[qos].add(1);
-    c.bytes[qos].add(topic.size() + payload);
+    c.messages[qos].add(n);
+    c.bytes[qos].add((topic.size() + payload) * n);
   }
 
   static void add(Counter& c, std::uint64_t n = 1) { c.add(n); }
