@@ -18,6 +18,7 @@ import pytest
 import mqttraw as m
 
 from . import helpers as h
+from .test_corrupt import _refused
 
 APPLICATION_ID = 0x5054524C  # 'PTRL'
 
@@ -186,3 +187,26 @@ def test_old_database_is_backed_up_and_migrated(make_broker, tmp_path, version):
     assert con.execute("SELECT count(*) FROM deliveries").fetchone() == (0,)
     assert con.execute("SELECT count(*) FROM messages").fetchone() == (0,)
     con.close()
+
+
+@pytest.mark.parametrize("damage", ["overwritten-page", "foreign", "newer"])
+def test_version_1_database_checks_come_before_the_migration(tmp_path, damage):
+    """The documented start-up errors apply to an old database as to a current one, before anything is
+    migrated or backed up: a version 1 database with a page overwritten ("the database is corrupt"), one whose
+    application id is another program's ("not a petrel database"), and one claiming a newer schema version are
+    refused, left unchanged, with no backup beside them."""
+    db = tmp_path / "old.db"
+    _old_database(db, 1)
+    if damage == "overwritten-page":
+        data = bytearray(db.read_bytes())
+        assert len(data) >= 4 * 4096, len(data)
+        data[2 * 4096:3 * 4096] = b"\xab" * 4096
+        db.write_bytes(bytes(data))
+        words = ("the database is corrupt",)
+    else:
+        con = sqlite3.connect(db)
+        con.execute("PRAGMA application_id = 1" if damage == "foreign" else "PRAGMA user_version = 99")
+        con.commit()
+        con.close()
+        words = ("not a petrel database",) if damage == "foreign" else ("written by a newer petrel",)
+    _refused(tmp_path, db, words)

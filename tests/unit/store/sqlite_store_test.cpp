@@ -10,6 +10,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <thread>
 
 namespace petrel::store {
 namespace {
@@ -39,6 +41,26 @@ class SqliteStoreTest : public ::testing::Test {
     d.qos = qos;
     d.subscription_ids = {7, 300000};
     return d;
+  }
+  // Waits (bounded) until the writer has committed everything this thread reported.
+  static void wait_committed(const SqliteStore& s) {
+    const auto ticket = s.thread_ticket();
+    for (int i = 0; i < 5000 && s.committed() < ticket; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(s.committed(), ticket);
+  }
+  // Rows of `table`, read with a connection of our own (the store must be closed).
+  std::int64_t rows(const char* table) const {
+    sqlite3* db = nullptr;
+    std::int64_t n = -1;
+    if (sqlite3_open((dir_ / "petrel.db").c_str(), &db) == SQLITE_OK) {
+      sqlite3_stmt* s = nullptr;
+      const std::string sql = std::string("SELECT count(*) FROM ") + table;
+      if (sqlite3_prepare_v2(db, sql.c_str(), -1, &s, nullptr) == SQLITE_OK && sqlite3_step(s) == SQLITE_ROW)
+        n = sqlite3_column_int64(s, 0);
+      sqlite3_finalize(s);
+    }
+    sqlite3_close(db);
+    return n;
   }
   fs::path dir_;
 };
@@ -118,6 +140,136 @@ TEST_F(SqliteStoreTest, CommitsAdvanceTicketsAndAckedDeliveriesAreGone) {
   auto sessions = again.load_sessions();
   ASSERT_EQ(sessions.size(), 1u);
   EXPECT_TRUE(sessions[0].deliveries.empty());
+}
+
+// Issue 16: a message queued for many sessions is one `messages` row and
+// one delivery row per session, and after reopening the deliveries share one
+// Message, as they did before.
+TEST_F(SqliteStoreTest, AMessageForManySessionsIsStoredOnceAndSharedAfterReopening) {
+  {
+    SqliteStore s(options());
+    s.start();
+    const auto shared = delivery("fleet/cmd", "reboot", 1);
+    const auto solo = delivery("x", "solo", 2);
+    for (const char* id : {"a", "b", "c"}) {
+      const auto key = s.session_saved(id, 0, 600, mqtt::Version::V5, nullptr);
+      s.delivery_added(key, shared);
+      if (std::string_view(id) == "a") s.delivery_added(key, solo);
+    }
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 2u);
+  }
+  EXPECT_EQ(rows("messages"), 2);
+  EXPECT_EQ(rows("deliveries"), 4);
+  SqliteStore s(options());
+  auto sessions = s.load_sessions();
+  EXPECT_EQ(s.messages_loaded(), 2u);
+  EXPECT_EQ(s.stored_messages(), 2u);
+  ASSERT_EQ(sessions.size(), 3u);
+  std::set<const broker::Message*> fleet, all;
+  for (const auto& st : sessions) {
+    ASSERT_EQ(st.deliveries.size(), st.client_id == "a" ? 2u : 1u) << st.client_id;
+    const auto& first = st.deliveries[0].delivery;
+    EXPECT_EQ(first.message->payload(), "reboot");
+    EXPECT_EQ(first.message->properties().content_type, "text/plain");
+    EXPECT_EQ(first.subscription_ids, (std::vector<std::uint32_t>{7, 300000}));
+    fleet.insert(first.message.get());
+    for (const auto& d : st.deliveries) all.insert(d.delivery.message.get());
+  }
+  EXPECT_EQ(fleet.size(), 1u) << "the three deliveries of one message do not share it";
+  EXPECT_EQ(all.size(), 2u);
+}
+
+// A message's row goes with its last stored delivery: acknowledged, or
+// removed with its session; one added and removed within a batch never
+// lands; one whose row went is written again if it is queued again.
+TEST_F(SqliteStoreTest, MessagesNoSessionNeedsAreDeleted) {
+  const auto m = delivery("fleet/cmd", "reboot", 1);
+  std::uint64_t kept = 0;
+  {
+    SqliteStore s(options());
+    s.start();
+    const auto a = s.session_saved("a", 0, 600, mqtt::Version::V5, nullptr);
+    const auto b = s.session_saved("b", 0, 600, mqtt::Version::V5, nullptr);
+    const auto to_a = s.delivery_added(a, m);
+    const auto to_b = s.delivery_added(b, m);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 1u);
+    s.delivery_removed(to_a);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 1u) << "b still needs it";
+    s.delivery_removed(to_b);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 0u);
+
+    // Queued again (the same Message): written again.
+    kept = s.delivery_added(a, m);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 1u);
+
+    // Added and acknowledged within one transaction: nothing is left behind.
+    const auto group = s.begin_group();
+    const auto brief = s.delivery_added(b, delivery("t", "brief", 1));
+    s.delivery_removed(brief);
+    s.end_group(group);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 1u);
+
+    // A session that ends: its stored deliveries are removed, then it is.
+    const auto c = s.session_saved("c", 0, 600, mqtt::Version::V5, nullptr);
+    const auto to_c = s.delivery_added(c, delivery("t", "for c", 1));
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 2u);
+    s.delivery_removed(to_c);
+    s.session_deleted("c");
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 1u);
+  }
+  EXPECT_EQ(rows("messages"), 1);
+  EXPECT_EQ(rows("deliveries"), 1);
+  {
+    // After reopening, the last delivery of a message read back takes its row along.
+    SqliteStore s(options());
+    auto sessions = s.load_sessions();
+    EXPECT_EQ(s.stored_messages(), 1u);
+    ASSERT_EQ(sessions.size(), 2u);
+    s.start();
+    s.delivery_removed(kept);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 0u);
+  }
+  EXPECT_EQ(rows("messages"), 0);
+  EXPECT_EQ(rows("deliveries"), 0);
+}
+
+// Rows nothing refers to (left by an older or interrupted petrel) are
+// deleted when the sessions are read.
+TEST_F(SqliteStoreTest, UnreferencedRowsAreDeletedAtStart) {
+  {
+    SqliteStore s(options());
+    s.start();
+    const auto a = s.session_saved("a", 0, 600, mqtt::Version::V5, nullptr);
+    s.delivery_added(a, delivery("t", "kept", 1));
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "petrel.db").c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db,
+                         "INSERT INTO messages (id, topic, payload, qos, retain, origin) "
+                         "VALUES (90, 't', 'alone', 1, 0, 'p'), (91, 't', 'orphan', 1, 0, 'p');"
+                         "INSERT INTO deliveries (id, session, message, qos, retain, packet_id, state) "
+                         "VALUES (900, 77, 91, 1, 0, 0, 0)",
+                         nullptr, nullptr, nullptr),
+            SQLITE_OK);
+  sqlite3_close(db);
+  {
+    SqliteStore s(options());
+    auto sessions = s.load_sessions();
+    ASSERT_EQ(sessions.size(), 1u);
+    ASSERT_EQ(sessions[0].deliveries.size(), 1u);
+    EXPECT_EQ(s.stored_messages(), 1u);
+  }
+  EXPECT_EQ(rows("messages"), 1);
+  EXPECT_EQ(rows("deliveries"), 1);
 }
 
 TEST_F(SqliteStoreTest, RetainedMessagesSurviveButSysTopicsDoNot) {
