@@ -183,6 +183,11 @@ class Broker {
   // Keyed by a view of the session's own client id (it lives as long as the
   // entry): the id is not stored a second time for every session.
   std::unordered_map<std::string_view, SessionPtr> sessions_;
+  // The client ids in order, for paging (queries.cpp); the HTTP thread's.
+  std::shared_ptr<const std::vector<std::string>> sorted_client_ids(bool fresh) const;
+  mutable std::mutex id_snapshot_mutex_;  // taken before registry_mutex_, never after
+  mutable std::shared_ptr<const std::vector<std::string>> id_snapshot_;
+  mutable Clock::time_point id_snapshot_taken_{};
 
   std::unique_ptr<boost::asio::steady_timer> sys_timer_;
   std::vector<std::function<void(const SysPut&)>> sys_sources_;
