@@ -151,3 +151,18 @@ def wait_log_count(broker, text: str, n: int, timeout: float = 3 * TIMEOUT) -> s
 
 def connected(broker, name: str, times: int = 1) -> None:
     wait_log_count(broker, f"bridge '{name}': connected to", times)
+
+
+@pytest.fixture
+def petrel_restart(make_broker):
+    """petrel_restart(b, config, crash=True): SIGKILL (or SIGTERM) `b` and start petrel again on its port and
+    database; returns once the new one has opened its store."""
+    def restart(b, config: str, crash: bool = True):
+        if crash:
+            b.kill()
+        else:
+            assert b.stop() == 0
+        nb = make_broker(config, port=b.port, db_path=b.db_path)
+        helpers.store_summary(nb)
+        return nb
+    return restart

@@ -1,0 +1,78 @@
+"""petrel bridged to petrel, both ways over one bridge: forward and subscribe rules on the same topics. A
+message never comes back over the bridge it arrived on: v5 No Local on the remote subscription, and locally
+the bridge's own session does not receive what the bridge published (its origin). With MQTT 3.1.1 (no No
+Local) the remote echoes a forwarded message once; petrel publishes the echo locally and never forwards it
+again (docs/bridges.md, "Loops")."""
+from __future__ import annotations
+
+import pytest
+
+from persistence import helpers
+
+from .conftest import bridge_status, bridge_toml, connected, wait_api
+
+
+def collect(c, sentinels: set[bytes]) -> dict[str, int]:
+    """Topic -> count of what `c` receives until every sentinel payload has arrived."""
+    counts: dict[str, int] = {}
+    pending = set(sentinels)
+    while pending:
+        p = helpers.receive(c)
+        counts[p.fields["topic"]] = counts.get(p.fields["topic"], 0) + 1
+        pending.discard(p.fields["payload"])
+    return counts
+
+
+@pytest.mark.parametrize("version", [5, 4])
+def test_both_directions_no_loop(make_broker, version):
+    remote = make_broker()
+    local = make_broker(bridge_toml("peer", remote.port, version=version, forward=[("shared/#", "", 1)],
+                                    subscribe=[("shared/#", "", 1)]))
+    connected(local, "peer")
+    wait_api(local, "peer", lambda s: s["connected"], "connected")
+    on_local = helpers.connect(local, "app-local", version=version)
+    on_remote = helpers.connect(remote, "app-remote", version=version)
+    helpers.subscribe(on_local, "shared/#", 1)
+    helpers.subscribe(on_remote, "shared/#", 1)
+    # The bridge's SUBSCRIBE on the remote is in place once a message from the remote comes through.
+    helpers.sentinel(remote, "shared/ready", b"ready")
+    helpers.receive(on_remote)
+    helpers.receive(on_local)
+
+    helpers.sentinel(local, "shared/from-local", b"a1")
+    helpers.sentinel(remote, "shared/from-remote", b"b1")
+    helpers.sentinel(local, "shared/end-local", b"end-a")
+    helpers.sentinel(remote, "shared/end-remote", b"end-b")
+    got_local = collect(on_local, {b"end-a", b"end-b"})
+    got_remote = collect(on_remote, {b"end-a", b"end-b"})
+    # A second round behind the first: anything still circling would show up in the counts.
+    helpers.sentinel(local, "shared/end2-local", b"end2-a")
+    helpers.sentinel(remote, "shared/end2-remote", b"end2-b")
+    for c, counts in ((on_local, got_local), (on_remote, got_remote)):
+        for topic, n in collect(c, {b"end2-a", b"end2-b"}).items():
+            counts[topic] = counts.get(topic, 0) + n
+    remote_view = {t: got_remote.get(t, 0) for t in ("shared/from-local", "shared/from-remote", "shared/end-local")}
+    assert remote_view == {"shared/from-local": 1, "shared/from-remote": 1, "shared/end-local": 1}, got_remote
+    status = bridge_status(local, "peer")
+    if version == 5:
+        assert got_local == {t: 1 for t in ("shared/from-local", "shared/from-remote", "shared/end-local",
+                                             "shared/end-remote", "shared/end2-local", "shared/end2-remote")}
+        assert (status["forwarded"], status["received"]) == (3, 4), status  # ready + 3 from the remote
+    else:
+        # 3.1.1: each forwarded message comes back once, and stops there.
+        assert got_local["shared/from-local"] == 2 and got_local["shared/from-remote"] == 1, got_local
+        assert got_remote["shared/from-local"] == 1, got_remote
+        assert (status["forwarded"], status["received"]) == (3, 4 + 3), status
+    on_local.expect_nothing(0.3)
+    on_remote.expect_nothing(0.3)
+
+
+def test_bridge_sessions_are_reserved(make_broker, mosquitto):
+    """A network client cannot take a bridge's session (CONNACK 0x85)."""
+    import mqttraw as m
+    remote = mosquitto("allow_anonymous true")
+    b = make_broker(bridge_toml("cloud", remote.port, forward=[("a/#", "", 1)]))
+    c = helpers.raw(b, 5)
+    c.send(m.connect("$bridge/cloud", version=5))
+    assert c.expect(m.CONNACK).fields["reason"] == 0x85
+    assert "client identifier of a bridge" in b.log_text()
