@@ -256,9 +256,11 @@ void Bridge::on_resolved(std::uint64_t epoch, const boost::system::error_code& e
                          const asio::ip::tcp::resolver::results_type& endpoints) {
   if (epoch != epoch_) return;
   if (ec) return drop(fmt::format("cannot resolve '{}': {}", settings_.host, ec.message()));
-  tcp_ = std::make_unique<asio::ip::tcp::socket>(loop_);
-  asio::async_connect(*tcp_, endpoints,
-                      [w = weak_from_this(), epoch](const boost::system::error_code& e, const asio::ip::tcp::endpoint&) {
+  conn_ = std::make_shared<Conn>();
+  conn_->tcp = std::make_unique<asio::ip::tcp::socket>(loop_);
+  asio::async_connect(*conn_->tcp, endpoints,
+                      [w = weak_from_this(), epoch, conn = conn_](const boost::system::error_code& e,
+                                                                  const asio::ip::tcp::endpoint&) {
                         if (auto self = w.lock()) self->on_tcp_connected(epoch, e);
                       });
 }
@@ -267,18 +269,20 @@ void Bridge::on_tcp_connected(std::uint64_t epoch, const boost::system::error_co
   if (epoch != epoch_) return;
   if (ec) return drop(fmt::format("cannot connect: {}", ec.message()));
   boost::system::error_code ignored;
-  tcp_->set_option(asio::ip::tcp::no_delay(true), ignored);
+  auto& c = *conn_;
+  c.tcp->set_option(asio::ip::tcp::no_delay(true), ignored);
   if (!tls_context_) return on_transport_ready(epoch);
-  tls_ = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(*tcp_), *tls_context_);
-  tcp_.reset();
+  c.tls = std::make_unique<asio::ssl::stream<asio::ip::tcp::socket>>(std::move(*c.tcp), *tls_context_);
+  c.tcp.reset();
   const std::string& name = settings_.tls.server_name.empty() ? settings_.host : settings_.tls.server_name;
-  SSL_set_tlsext_host_name(tls_->native_handle(), name.c_str());
-  tls_->set_verify_callback(asio::ssl::host_name_verification(name));
-  tls_->async_handshake(asio::ssl::stream_base::client, [w = weak_from_this(), epoch](const boost::system::error_code& e) {
+  SSL_set_tlsext_host_name(c.tls->native_handle(), name.c_str());
+  c.tls->set_verify_callback(asio::ssl::host_name_verification(name));
+  c.tls->async_handshake(asio::ssl::stream_base::client, [w = weak_from_this(), epoch,
+                                                          conn = conn_](const boost::system::error_code& e) {
     auto self = w.lock();
     if (!self || epoch != self->epoch_) return;
     if (e) {
-      const long v = SSL_get_verify_result(self->tls_->native_handle());
+      const long v = SSL_get_verify_result(conn->tls->native_handle());
       if (v != X509_V_OK)
         return self->drop(fmt::format("TLS certificate verification failed: {}", X509_verify_cert_error_string(v)));
       return self->drop(fmt::format("TLS handshake failed: {}", e.message()));
@@ -291,7 +295,7 @@ void Bridge::on_transport_ready(std::uint64_t epoch) {
   (void)epoch;
   state_ = State::AwaitConnack;
   reader_ = mqtt::FrameReader(broker_.config().max_packet_size);
-  read_buffer_.resize(kReadBuffer);
+  conn_->read_buffer.resize(kReadBuffer);
   mqtt::Connect c;
   c.version = settings_.version;
   c.client_id = settings_.client_id;
@@ -310,14 +314,16 @@ void Bridge::on_transport_ready(std::uint64_t epoch) {
 }
 
 void Bridge::read() {
-  auto handler = [w = weak_from_this(), epoch = epoch_](const boost::system::error_code& ec, std::size_t n) {
+  auto handler = [w = weak_from_this(), epoch = epoch_, conn = conn_](const boost::system::error_code& ec,
+                                                                        std::size_t n) {
     if (auto self = w.lock()) self->on_read(epoch, ec, n);
   };
-  auto buffer = asio::buffer(read_buffer_.data(), read_buffer_.size());
-  if (tls_) {
-    tls_->async_read_some(buffer, handler);
+  auto& c = *conn_;
+  auto buffer = asio::buffer(c.read_buffer.data(), c.read_buffer.size());
+  if (c.tls) {
+    c.tls->async_read_some(buffer, handler);
   } else {
-    tcp_->async_read_some(buffer, handler);
+    c.tcp->async_read_some(buffer, handler);
   }
 }
 
@@ -329,7 +335,7 @@ void Bridge::on_read(std::uint64_t epoch, const boost::system::error_code& ec, s
     return drop(fmt::format("connection lost: {}", ec.message()));
   }
   last_received_ = std::chrono::steady_clock::now();
-  reader_.borrow(std::string_view(read_buffer_.data(), n));
+  reader_.borrow(std::string_view(conn_->read_buffer.data(), n));
   try {
     while (epoch == epoch_) {
       auto frame = reader_.next();
@@ -348,12 +354,12 @@ void Bridge::on_read(std::uint64_t epoch, const boost::system::error_code& ec, s
 
 void Bridge::close_transport() {
   boost::system::error_code ignored;
-  if (tls_) tls_->next_layer().close(ignored);
-  if (tcp_) tcp_->close(ignored);
-  tls_.reset();
-  tcp_.reset();
+  if (conn_) {
+    if (conn_->tls) conn_->tls->next_layer().close(ignored);
+    if (conn_->tcp) conn_->tcp->close(ignored);
+  }
+  conn_.reset();  // its pending operations' handlers hold it until they complete
   out_.clear();
-  writing_.clear();
   write_in_flight_ = false;
   held_.clear();
   ping_outstanding_ = false;
@@ -476,7 +482,7 @@ void Bridge::on_connack(const mqtt::Connack& ack) {
   connects_.fetch_add(1, std::memory_order_relaxed);
   spdlog::info("bridge '{}': connected to {}:{} ({}{}, client id '{}', session present {}, receive maximum {})",
                settings_.name, settings_.host, settings_.port, mqtt::to_string(settings_.version),
-               tls_ ? " over TLS" : "", settings_.client_id, ack.session_present ? 1 : 0, remote_receive_maximum_);
+               conn_ && conn_->tls ? " over TLS" : "", settings_.client_id, ack.session_present ? 1 : 0, remote_receive_maximum_);
   if (!settings_.subscribe.empty()) {
     mqtt::Subscribe s;
     s.packet_id = next_subscribe_id_;
@@ -745,15 +751,17 @@ void Bridge::out(std::string_view bytes) {
 }
 
 void Bridge::write() {
-  if (write_in_flight_ || out_.empty() || (!tcp_ && !tls_)) return;
+  if (write_in_flight_ || out_.empty() || !conn_) return;
   write_in_flight_ = true;
-  writing_.swap(out_);
+  auto& c = *conn_;
+  c.writing.swap(out_);
   last_sent_ = std::chrono::steady_clock::now();
-  auto handler = [w = weak_from_this(), epoch = epoch_](const boost::system::error_code& ec, std::size_t) {
+  auto handler = [w = weak_from_this(), epoch = epoch_, conn = conn_](const boost::system::error_code& ec,
+                                                                        std::size_t) {
     auto self = w.lock();
     if (!self || self->epoch_ != epoch) return;
     self->write_in_flight_ = false;
-    self->writing_.clear();
+    conn->writing.clear();
     if (ec) return self->drop(fmt::format("connection lost while sending: {}", ec.message()));
     if (self->closing_after_write_ && self->out_.empty()) {
       ++self->epoch_;
@@ -763,10 +771,10 @@ void Bridge::write() {
     self->write();
     self->flush();  // room in the write budget: take more from the session
   };
-  if (tls_) {
-    asio::async_write(*tls_, asio::buffer(writing_), handler);
+  if (c.tls) {
+    asio::async_write(*c.tls, asio::buffer(c.writing), handler);
   } else {
-    asio::async_write(*tcp_, asio::buffer(writing_), handler);
+    asio::async_write(*c.tcp, asio::buffer(c.writing), handler);
   }
 }
 

@@ -151,7 +151,7 @@ class Bridge final : public broker::SessionLink, public std::enable_shared_from_
   // any (they wait for the store, as broker::Client's do).
   void out(std::string_view bytes);
   void write();
-  std::size_t pending_bytes() const { return out_.size() + writing_.size(); }
+  std::size_t pending_bytes() const { return out_.size() + (conn_ ? conn_->writing.size() : 0); }
   std::uint64_t store_mark() const { return broker_.session_store().thread_ticket(); }
   void hold_if_stored_since(std::uint64_t mark);
   void release_held();
@@ -173,14 +173,22 @@ class Bridge final : public broker::SessionLink, public std::enable_shared_from_
   State state_ = State::Waiting;
   std::uint64_t epoch_ = 0;  // bumped on every attempt and drop: stale completions are ignored
   boost::asio::ip::tcp::resolver resolver_;
-  std::unique_ptr<boost::asio::ip::tcp::socket> tcp_;
-  std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls_;
+  // One connection's socket and the buffers its pending operations use:
+  // shared with their handlers, so that a connection dropped with an
+  // operation pending (an SSL stream's composed operations touch the stream
+  // when they complete) lives until that operation has completed.
+  struct Conn {
+    std::unique_ptr<boost::asio::ip::tcp::socket> tcp;
+    std::unique_ptr<boost::asio::ssl::stream<boost::asio::ip::tcp::socket>> tls;
+    std::vector<char> read_buffer;
+    std::string writing;
+  };
+  std::shared_ptr<Conn> conn_;
   boost::asio::steady_timer connect_timer_, retry_timer_, keep_alive_timer_;
   Backoff backoff_;
   std::mt19937_64 rng_{std::random_device{}()};
   mqtt::FrameReader reader_;
-  std::vector<char> read_buffer_;
-  std::string out_, writing_;
+  std::string out_;
   bool write_in_flight_ = false;
   bool closing_after_write_ = false;  // shutting down: close once the DISCONNECT is written
   std::vector<Held> held_;
