@@ -101,7 +101,7 @@ def pki(tmp_path_factory) -> certs.Pki:
 
 def bridge_toml(name: str, port: int, *, forward=(), subscribe=(), version: int = 5, host: str = "127.0.0.1",
                 **keys) -> str:
-    """A [[bridge]] table. forward: (filter, remote_prefix, qos); subscribe: (filter, local_prefix, qos).
+    """A [[bridge]] table. forward: (filter, remote_prefix, qos[, retain]); subscribe: (filter, local_prefix, qos).
     Fast reconnects and a short connect deadline unless `keys` say otherwise."""
     keys.setdefault("reconnect_delay_min", 50)
     keys.setdefault("reconnect_delay_max", 300)
@@ -110,8 +110,9 @@ def bridge_toml(name: str, port: int, *, forward=(), subscribe=(), version: int 
     lines = ["", "[[bridge]]", f'name = "{name}"', f'address = "{host}:{port}"', f"version = {version}"]
     for k, v in keys.items():
         lines.append(f"{k} = {json.dumps(v)}")
-    for f, prefix, qos in forward:
+    for f, prefix, qos, *retain in forward:
         lines += ["[[bridge.forward]]", f'filter = "{f}"', f'remote_prefix = "{prefix}"', f"qos = {qos}"]
+        lines += [f"retain = {json.dumps(r)}" for r in retain]
     for f, prefix, qos in subscribe:
         lines += ["[[bridge.subscribe]]", f'filter = "{f}"', f'local_prefix = "{prefix}"', f"qos = {qos}"]
     return "\n".join(lines) + "\n"

@@ -175,3 +175,39 @@ def test_remote_that_never_answers_connect(make_broker):
         server.close()
         for s in accepted:
             s.close()
+
+
+def test_qos_is_the_minimum_and_retain_follows_the_rule(make_broker, mosquitto):
+    """A forwarded message goes at the lower of its QoS and its rule's; a rule with retain = false clears the
+    retain flag (seen with Retain As Published on the remote subscription), the default keeps it."""
+    remote = mosquitto("allow_anonymous true")
+    sub = remote_client(remote.port, "cloud-app")
+    assert sub.subscribe(1, [("out/#", 2 | 0x08)]) == [2]  # QoS 2, Retain As Published
+    b = make_broker(bridge_toml("cloud", remote.port, forward=[("q0/#", "out/", 0), ("q2/#", "out/", 2),
+                                                                ("flat/#", "out/", 1, False)]))
+    connected(b, "cloud")
+    pub = helpers.connect(b, "device")
+    helpers.publish(pub, "q0/a", b"1", qos=2, packet_id=1)   # rule 0: QoS 0
+    helpers.publish(pub, "q2/b", b"2", qos=1, packet_id=2)   # message 1: QoS 1
+    helpers.publish(pub, "q2/c", b"3", qos=2, packet_id=3, retain=True)   # QoS 2, retained
+    helpers.publish(pub, "flat/d", b"4", qos=1, packet_id=4, retain=True)  # retain = false: cleared
+    sub.wait_for(lambda: len(sub.received()) >= 4, "4 forwarded messages")
+    got = {p.fields["topic"]: (p.fields["qos"], bool(p.fields["retain"])) for p in sub.received()}
+    assert got == {"out/q0/a": (0, False), "out/q2/b": (1, False), "out/q2/c": (2, True),
+                   "out/flat/d": (1, False)}, got
+
+
+def test_reconnect_delays_double_with_jitter(make_broker):
+    """Nothing listens at the remote's address: each failed attempt waits between half and all of
+    min(reconnect_delay_max, reconnect_delay_min * 2^n), as configured."""
+    import petrel_paths
+    port = petrel_paths.free_port()
+    b = make_broker(bridge_toml("down", port, reconnect_delay_min=200, reconnect_delay_max=800, **RULES))
+    log = wait_log_count(b, "bridge 'down': cannot connect to", 5)
+    delays = [float(x) for x in re.findall(r"bridge 'down': cannot connect to .*; retrying in ([0-9.]+) s", log)]
+    assert len(delays) >= 5, log
+    for n, d in enumerate(delays[:5]):
+        nominal = min(0.8, 0.2 * 2 ** n)
+        # The log rounds to 0.1 s.
+        assert nominal / 2 - 0.05 <= d <= nominal + 0.05, (n, delays)
+    assert bridge_status(b, "down")["state"] in ("waiting", "connecting")
