@@ -76,3 +76,30 @@ def test_bridge_sessions_are_reserved(make_broker, mosquitto):
     c.send(m.connect("$bridge/cloud", version=5))
     assert c.expect(m.CONNACK).fields["reason"] == 0x85
     assert "client identifier of a bridge" in b.log_text()
+
+
+def test_backlog_drains_within_the_remotes_receive_maximum(make_broker):
+    """300 QoS 2 messages queued while the remote (petrel, Receive Maximum 4) is down drain in order once it is
+    back, never more than 4 unacknowledged: the remote would end the bridge's connection with DISCONNECT 0x93
+    (Receive Maximum exceeded) otherwise."""
+    remote_config = "[mqtt]\nreceive_maximum = 4\n"
+    remote = make_broker(remote_config)
+    app = helpers.connect(remote, "app", expiry=3600, clean=False)
+    assert helpers.subscribe(app, "s/#", 2) == [2]
+    helpers.leave(app)
+    local = make_broker(bridge_toml("peer", remote.port, forward=[("s/#", "", 2)]))
+    connected(local, "peer")
+    assert remote.stop() == 0
+    stream = helpers.Stream(local, "device", "s/t", 2, window=32, limit=300)
+    stream.wait_acked(300)
+    wait_api(local, "peer", lambda s: s["queued"] + s["inflight"] == 300, "300 queued")
+    remote = make_broker(remote_config, port=remote.port, db_path=remote.db_path)
+    connected(local, "peer", 2)
+    status = wait_api(local, "peer", lambda s: s["queued"] == 0 and s["inflight"] == 0, "the backlog drained")
+    # One connection before the outage, one after: the window never made the remote end it.
+    assert status["remote_receive_maximum"] == 4 and status["connects"] == 2 and status["dropped"] == 0, status
+    app = helpers.connect(remote, "app", expiry=3600, clean=False)
+    helpers.sentinel(local, "s/t", b"999999", qos=2)
+    got = [int(p.fields["payload"]) for p in helpers.receive_until(app, b"999999")]
+    assert got == list(range(1, 301)) + [999999], got[:20]
+    assert "more QoS 2 messages in flight than Receive Maximum" not in remote.log_text()
