@@ -67,6 +67,42 @@ def test_both_directions_no_loop(make_broker, version):
     on_remote.expect_nothing(0.3)
 
 
+def test_a_bridge_on_each_side_with_disjoint_topics(make_broker):
+    """Two petrels each with a bridge to the other (docs/bridges.md, "Loops", way 2): A forwards sensors/# as
+    from-a/..., B forwards commands/# as from-b/...; neither forwards what the other sent, so every message
+    arrives once on each side and nothing circles (a second round of sentinels finds nothing else)."""
+    from petrel_paths import free_port
+    port_b = free_port()
+    a = make_broker(bridge_toml("to-b", port_b, forward=[("sensors/#", "from-a/", 1)]))
+    b = make_broker(bridge_toml("to-a", a.port, forward=[("commands/#", "from-b/", 1)]), port=port_b)
+    connected(a, "to-b")
+    connected(b, "to-a")
+    on_a = helpers.connect(a, "app-a")
+    on_b = helpers.connect(b, "app-b")
+    helpers.subscribe(on_a, "#", 1)
+    helpers.subscribe(on_b, "#", 1)
+    helpers.sentinel(a, "sensors/1", b"s1")
+    helpers.sentinel(b, "commands/1", b"c1")
+    helpers.sentinel(a, "sensors/end", b"end-a")
+    helpers.sentinel(b, "commands/end", b"end-b")
+    got_a = collect(on_a, {b"end-a", b"end-b"})
+    got_b = collect(on_b, {b"end-a", b"end-b"})
+    helpers.sentinel(a, "sensors/end2", b"end2-a")
+    helpers.sentinel(b, "commands/end2", b"end2-b")
+    for c, counts in ((on_a, got_a), (on_b, got_b)):
+        for topic, n in collect(c, {b"end2-a", b"end2-b"}).items():
+            counts[topic] = counts.get(topic, 0) + n
+    assert got_a == {t: 1 for t in ("sensors/1", "sensors/end", "sensors/end2", "from-b/commands/1",
+                                     "from-b/commands/end", "from-b/commands/end2")}, got_a
+    assert got_b == {t: 1 for t in ("commands/1", "commands/end", "commands/end2", "from-a/sensors/1",
+                                     "from-a/sensors/end", "from-a/sensors/end2")}, got_b
+    for broker, name in ((a, "to-b"), (b, "to-a")):
+        wait_api(broker, name, lambda s: s["forwarded"] == 3 and s["queued"] == 0 and s["inflight"] == 0,
+                 "3 forwarded")
+    on_a.expect_nothing(0.3)
+    on_b.expect_nothing(0.3)
+
+
 def test_bridge_sessions_are_reserved(make_broker, mosquitto):
     """A network client cannot take a bridge's session (CONNACK 0x85)."""
     import mqttraw as m
