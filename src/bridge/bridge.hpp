@@ -15,7 +15,11 @@
 //   petrel's codec: CONNECT, SUBSCRIBE to the subscribe rules, keep-alive
 //   pings, and a connect deadline covering TCP, TLS and CONNACK. Failures
 //   (refused, lost, timed out, a protocol violation by the remote) close it
-//   and schedule the next attempt (bridge/backoff.hpp).
+//   and schedule the next attempt (bridge/backoff.hpp). TLS is Asio's
+//   ssl::stream with a client context of its own, not net::TlsSocket: that
+//   is the listeners' server-side socket in net/, which this layer does not
+//   see (layering_bridge_*), and one connection per bridge makes the memory
+//   TlsSocket saves per connection (its reason to exist) immaterial here.
 //
 // Forwarding: while connected, flush() drains the local session with
 // Session::drain (window: min(the remote's Receive Maximum, max_inflight)),

@@ -69,6 +69,25 @@ TEST_F(InProcessTest, OwnBoundsEvictQos0FirstThenRefuse) {
   EXPECT_EQ(left, (std::vector<std::string>{"b", "d", "e"}));
 }
 
+TEST_F(InProcessTest, ByteBoundEvictsQos0FirstThenRefuses) {
+  policy->max_queued_messages = 100;
+  policy->max_queued_bytes = 30;  // three messages of "s/t" (3 bytes) + 7 bytes of payload
+  EXPECT_FALSE(publish(0, "0000000").refused);
+  EXPECT_FALSE(publish(1, "1111111").refused);
+  EXPECT_FALSE(publish(2, "2222222").refused);
+  // Full by bytes, not by count: QoS 1 evicts the oldest QoS 0, then finds none left to evict.
+  auto r = publish(1, "3333333");
+  EXPECT_FALSE(r.refused);
+  EXPECT_EQ(r.receivers, 1u);
+  EXPECT_TRUE(publish(1, "4444444").refused);
+  EXPECT_FALSE(publish(0, "5").refused);  // 31 bytes: dropped, not refused
+  EXPECT_EQ(policy->dropped.get(), 3u);
+  EXPECT_EQ(policy->refused.get(), 1u);
+  std::vector<std::string> left;
+  for (auto& o : drain()) left.emplace_back(o.delivery.message->payload());
+  EXPECT_EQ(left, (std::vector<std::string>{"1111111", "2222222", "3333333"}));
+}
+
 TEST_F(InProcessTest, NoLocalKeepsItsOwnMessagesAway) {
   EXPECT_EQ(publish(1, "own", "$bridge/x").receivers, 0u);
   EXPECT_EQ(publish(1, "other", "$bridge/y").receivers, 1u);
