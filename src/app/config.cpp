@@ -3,13 +3,17 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <sstream>
 #include <toml++/toml.h>
 
 #include "auth/http_client.hpp"
 #include "auth/password_file.hpp"
+#include "bridge/bridge.hpp"
 #include "http/tokens.hpp"
+#include "mqtt/topic.hpp"
 
 namespace petrel::app {
 namespace {
@@ -288,7 +292,8 @@ class Parser {
 
   Config parse(const toml::table& root) const {
     Config c = default_config();
-    known_keys(root, "the top level", {"threads", "log", "listener", "mqtt", "sys", "store", "http", "auth"});
+    known_keys(root, "the top level",
+               {"threads", "log", "listener", "mqtt", "sys", "store", "http", "auth", "bridge"});
     integer(root, "threads", c.server.threads, 0, 1024);
     if (auto* log = table(root, "log")) {
       known_keys(*log, "[log]", {"level"});
@@ -387,9 +392,191 @@ class Parser {
       c.broker.sys_interval = std::chrono::seconds(seconds);
     }
     if (auto* h = table(root, "http")) http(*h, c.http);
+    if (const toml::node* n = root.get("bridge")) {
+      if (!n->is_array_of_tables()) fail(*n, "'bridge' must be an array of tables ([[bridge]])");
+      for (const auto& item : *n->as_array()) {
+        c.bridges.push_back(bridge(item, *item.as_table(), c.bridges.size() + 1));
+        for (std::size_t i = 0; i + 1 < c.bridges.size(); ++i)
+          if (c.bridges[i].name == c.bridges.back().name)
+            fail(item, fmt::format("a second bridge named '{}'", c.bridges.back().name));
+      }
+    }
     // A WebSocket message carries MQTT packets: none may exceed the largest packet.
     c.server.max_message_size = c.broker.max_packet_size;
     return c;
+  }
+
+
+  // [[bridge]] (docs/bridges.md).
+  bridge::BridgeSettings bridge(const toml::node& node, const toml::table& t, std::size_t index) const {
+    known_keys(t, "[[bridge]]",
+               {"name", "address", "tls", "ca_file", "cert_file", "key_file", "key_password", "server_name",
+                "version", "client_id", "username", "password", "password_file", "keep_alive", "clean_start",
+                "session_expiry", "max_queued_messages", "max_queued_bytes", "max_inflight", "connect_timeout",
+                "reconnect_delay_min", "reconnect_delay_max", "forward", "subscribe"});
+    bridge::BridgeSettings b;
+    b.origin = origin(node);
+    b.name = fmt::format("bridge-{}", index);
+    string(t, "name", b.name);
+    const bool name_ok = !b.name.empty() && b.name.size() <= 64 &&
+                         std::all_of(b.name.begin(), b.name.end(), [](char ch) {
+                           return std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_' || ch == '.';
+                         });
+    if (!name_ok)
+      fail(t.get("name") ? *t.get("name") : node,
+           fmt::format("bridge name '{}' must be 1-64 letters, digits, '-', '_' or '.' (it names a $SYS topic and "
+                       "a session)",
+                       b.name));
+    boolean(t, "tls", b.tls.enabled);
+    std::string address;
+    string(t, "address", address);
+    if (address.empty()) fail(node, fmt::format("bridge '{}' needs address = \"host:port\"", b.name));
+    if (!split_address(address, b.host, b.port, b.tls.enabled ? 8883 : 1883))
+      fail(*t.get("address"), fmt::format("'{}' is not host:port (an IPv6 address goes in brackets: "
+                                          "\"[::1]:1883\")",
+                                          address));
+    for (const char* key : {"ca_file", "cert_file", "key_file", "key_password", "server_name"}) {
+      if (!t.get(key)) continue;
+      if (!b.tls.enabled) fail(*t.get(key), fmt::format("'{}' needs tls = true", key));
+    }
+    string(t, "ca_file", b.tls.ca_file);
+    string(t, "cert_file", b.tls.cert_file);
+    string(t, "key_file", b.tls.key_file);
+    string(t, "key_password", b.tls.key_password);
+    string(t, "server_name", b.tls.server_name);
+    if (b.tls.cert_file.empty() != b.tls.key_file.empty())
+      fail(t.get("cert_file") ? *t.get("cert_file") : *t.get("key_file"), "cert_file and key_file go together");
+    if (b.tls.enabled) {
+      try {
+        (void)bridge::make_client_tls_context(b.tls);
+      } catch (const std::exception& e) {
+        fail(t.get("tls") ? *t.get("tls") : node, fmt::format("bridge '{}': {}", b.name, e.what()));
+      }
+    }
+    int version = 5;
+    integer(t, "version", version, 4, 5);
+    b.version = version == 5 ? mqtt::Version::V5 : mqtt::Version::V311;
+    b.client_id = b.name;
+    string(t, "client_id", b.client_id);
+    if (b.client_id.empty() || b.client_id.size() > 65535)
+      fail(*t.get("client_id"), "'client_id' must not be empty (the remote keeps the bridge's session under it)");
+    if (t.get("username")) {
+      std::string u;
+      string(t, "username", u);
+      b.username = u;
+    }
+    if (t.get("password") && t.get("password_file"))
+      fail(*t.get("password_file"), "'password' and 'password_file' are exclusive");
+    if (t.get("password")) {
+      std::string pw;
+      string(t, "password", pw);
+      b.password = pw;
+    }
+    if (t.get("password_file")) {
+      std::string path;
+      string(t, "password_file", path);
+      std::ifstream in(path, std::ios::binary);
+      if (!in) fail(*t.get("password_file"), fmt::format("cannot read password_file '{}'", path));
+      std::stringstream ss;
+      ss << in.rdbuf();
+      std::string pw = ss.str();
+      while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+      b.password = pw;
+    }
+    if (b.password && !b.username && b.version != mqtt::Version::V5)
+      fail(node, "MQTT 3.1.1 (version = 4) sends a password only with a username");
+    integer(t, "keep_alive", b.keep_alive, 0, 65535);
+    boolean(t, "clean_start", b.clean_start);
+    integer(t, "session_expiry", b.session_expiry, 0, 0xFFFFFFFF);
+    integer(t, "max_queued_messages", b.max_queued_messages, 1, 100'000'000);
+    integer(t, "max_queued_bytes", b.max_queued_bytes, 0, std::int64_t{1} << 40);
+    integer(t, "max_inflight", b.max_inflight, 1, 65535);
+    std::int64_t connect_s = b.connect_timeout.count() / 1000;
+    integer(t, "connect_timeout", connect_s, 1, 3600);
+    b.connect_timeout = std::chrono::seconds(connect_s);
+    std::int64_t min_ms = b.reconnect_delay_min.count(), max_ms = b.reconnect_delay_max.count();
+    integer(t, "reconnect_delay_min", min_ms, 1, 3'600'000);
+    integer(t, "reconnect_delay_max", max_ms, 1, 3'600'000);
+    if (max_ms < min_ms)
+      fail(t.get("reconnect_delay_max") ? *t.get("reconnect_delay_max") : *t.get("reconnect_delay_min"),
+           fmt::format("reconnect_delay_max ({} ms) is below reconnect_delay_min ({} ms)", max_ms, min_ms));
+    b.reconnect_delay_min = std::chrono::milliseconds(min_ms);
+    b.reconnect_delay_max = std::chrono::milliseconds(max_ms);
+    auto rules = [&](const char* key, auto&& each) {
+      const toml::node* n = t.get(key);
+      if (!n) return;
+      if (!n->is_array_of_tables()) fail(*n, fmt::format("'{}' must be an array of tables ([[bridge.{}]])", key, key));
+      for (const auto& item : *n->as_array()) each(item, *item.as_table());
+    };
+    auto filter = [&](const toml::table& r, const toml::node& item, const char* table_name) {
+      std::string f;
+      string(r, "filter", f);
+      if (f.empty()) fail(item, fmt::format("[[{}]] needs 'filter'", table_name));
+      if (mqtt::parse_shared(f)) fail(*r.get("filter"), "a bridge rule cannot use a shared subscription ($share/...)");
+      if (!mqtt::valid_topic_filter(f)) fail(*r.get("filter"), fmt::format("'{}' is not a valid topic filter", f));
+      return f;
+    };
+    auto prefix = [&](const toml::table& r, const char* key) {
+      std::string p;
+      string(r, key, p);
+      if (p.find_first_of("+#") != std::string::npos || p.find('\0') != std::string::npos)
+        fail(*r.get(key), fmt::format("'{}' may not contain '+', '#' or NUL", key));
+      return p;
+    };
+    rules("forward", [&](const toml::node& item, const toml::table& r) {
+      known_keys(r, "[[bridge.forward]]", {"filter", "remote_prefix", "qos", "retain"});
+      bridge::ForwardRule rule;
+      rule.filter = filter(r, item, "bridge.forward");
+      rule.remote_prefix = prefix(r, "remote_prefix");
+      integer(r, "qos", rule.qos, 0, 2);
+      boolean(r, "retain", rule.retain);
+      b.forward.push_back(std::move(rule));
+    });
+    rules("subscribe", [&](const toml::node& item, const toml::table& r) {
+      known_keys(r, "[[bridge.subscribe]]", {"filter", "local_prefix", "qos"});
+      bridge::SubscribeRule rule;
+      rule.filter = filter(r, item, "bridge.subscribe");
+      rule.local_prefix = prefix(r, "local_prefix");
+      integer(r, "qos", rule.qos, 0, 2);
+      if ((rule.local_prefix + rule.filter).starts_with("$SYS"))
+        fail(*r.get("filter"), "messages from the remote cannot be published on petrel's own $SYS topics: set "
+                               "local_prefix");
+      b.subscribe.push_back(std::move(rule));
+    });
+    if (b.forward.empty() && b.subscribe.empty())
+      fail(node, fmt::format("bridge '{}' has no [[bridge.forward]] and no [[bridge.subscribe]] rule", b.name));
+    return b;
+  }
+
+  // "host:port", "[v6]:port", or "host" (the default port).
+  static bool split_address(const std::string& a, std::string& host, std::uint16_t& port, std::uint16_t fallback) {
+    std::string port_text;
+    if (!a.empty() && a.front() == '[') {
+      const auto close = a.find(']');
+      if (close == std::string::npos || close == 1) return false;
+      host = a.substr(1, close - 1);
+      if (close + 1 < a.size()) {
+        if (a[close + 1] != ':') return false;
+        port_text = a.substr(close + 2);
+        if (port_text.empty()) return false;
+      }
+    } else {
+      const auto colon = a.rfind(':');
+      if (colon != std::string::npos && a.find(':') != colon) return false;  // IPv6 without brackets
+      host = colon == std::string::npos ? a : a.substr(0, colon);
+      if (colon != std::string::npos) {
+        port_text = a.substr(colon + 1);
+        if (port_text.empty()) return false;
+      }
+    }
+    if (host.empty() || host.find_first_of(" /") != std::string::npos) return false;
+    port = fallback;
+    if (port_text.empty()) return true;
+    if (port_text.size() > 5 || port_text.find_first_not_of("0123456789") != std::string::npos) return false;
+    const int p = std::stoi(port_text);
+    if (p < 1 || p > 65535) return false;
+    port = static_cast<std::uint16_t>(p);
+    return true;
   }
 
   void http(const toml::table& t, HttpConfig& c) const {

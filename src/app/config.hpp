@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "auth/options.hpp"
+#include "bridge/settings.hpp"
 #include "broker/config.hpp"
 #include "http/options.hpp"
 #include "net/server.hpp"
@@ -51,6 +52,7 @@ struct Config {
   std::vector<std::string> authentication, authorization;  // [auth] source orders
   std::vector<AuthSpec> listener_auth;  // per listener, by index (missing: no overrides)
   auth::Options auth;                 // resolved by resolve_auth()
+  std::vector<bridge::BridgeSettings> bridges;  // [[bridge]]
 };
 
 class ConfigError : public std::runtime_error {

@@ -61,7 +61,43 @@ json config_json(const Config& c) {
             {"body_timeout", h.body_timeout.count() / 1000},
             {"keep_alive_timeout", h.keep_alive_timeout.count() / 1000}};
   if (h.tls) http.update(tls_json(c.http.tls));
+  json bridges = json::array();
+  for (const auto& br : c.bridges) {
+    json forward = json::array(), subscribe = json::array();
+    for (const auto& r : br.forward)
+      forward.push_back({{"filter", r.filter}, {"remote_prefix", r.remote_prefix}, {"qos", r.qos}, {"retain", r.retain}});
+    for (const auto& r : br.subscribe)
+      subscribe.push_back({{"filter", r.filter}, {"local_prefix", r.local_prefix}, {"qos", r.qos}});
+    const bool v6 = br.host.find(':') != std::string::npos;
+    json j{{"name", br.name},
+           {"address", v6 ? "[" + br.host + "]:" + std::to_string(br.port) : br.host + ":" + std::to_string(br.port)},
+           {"tls", br.tls.enabled},
+           {"version", br.version == mqtt::Version::V5 ? 5 : 4},
+           {"client_id", br.client_id},
+           {"keep_alive", br.keep_alive},
+           {"clean_start", br.clean_start},
+           {"session_expiry", br.session_expiry},
+           {"max_queued_messages", br.max_queued_messages},
+           {"max_queued_bytes", br.max_queued_bytes},
+           {"max_inflight", br.max_inflight},
+           {"connect_timeout", br.connect_timeout.count() / 1000},
+           {"reconnect_delay_min", br.reconnect_delay_min.count()},
+           {"reconnect_delay_max", br.reconnect_delay_max.count()},
+           {"forward", forward},
+           {"subscribe", subscribe}};
+    if (br.username) j["username"] = *br.username;
+    if (br.password) j["password"] = "(redacted)";
+    if (br.tls.enabled) {
+      j["ca_file"] = br.tls.ca_file;
+      j["cert_file"] = br.tls.cert_file;
+      j["key_file"] = br.tls.key_file;
+      j["server_name"] = br.tls.server_name;
+      if (!br.tls.key_password.empty()) j["key_password"] = "(redacted)";
+    }
+    bridges.push_back(std::move(j));
+  }
   return json{
+      {"bridge", bridges},
       {"threads", c.server.threads},
       {"log", {{"level", c.log_level}}},
       {"listener", listeners},

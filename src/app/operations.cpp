@@ -114,6 +114,33 @@ http::Operations Service::operations() {
       }
       return users && users->check(user, password) == auth::PasswordFile::Result::Match;
     };
+  ops.bridges = [this] {
+    std::vector<http::BridgeStatus> out;
+    for (const auto& b : bridges_->status()) {
+      http::BridgeStatus h;
+      h.name = b.name;
+      h.address = b.address;
+      h.client_id = b.client_id;
+      h.tls = b.tls;
+      h.version = b.version == mqtt::Version::V5 ? 5 : 4;
+      h.state = b.state;
+      h.connected = b.connected;
+      h.since = b.since;
+      h.last_error = b.last_error;
+      h.last_error_at = b.last_error_at;
+      h.queued = b.queued;
+      h.inflight = b.inflight;
+      h.forwarded = b.forwarded;
+      h.received = b.received;
+      h.dropped = b.dropped;
+      h.refused = b.refused;
+      h.resent = b.resent;
+      h.connects = b.connects;
+      h.remote_receive_maximum = b.remote_receive_maximum;
+      out.push_back(std::move(h));
+    }
+    return out;
+  };
   return ops;
 }
 

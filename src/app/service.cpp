@@ -42,6 +42,10 @@ Service::Service(const Config& config) : config_(config) {
   }
   open_store(config_.store);
   broker_->set_authorizer(*access_);
+  // Bridges attach their sessions (restored above, with their queues) before
+  // any client is served.
+  bridges_ = std::make_unique<bridge::Bridges>(config_.bridges, *broker_, server_->housekeeping_loop());
+  bridges_->start();
   server_->serve(*broker_);
   for (const auto& l : config_.auth.listeners)
     spdlog::info("listener '{}': anonymous clients {}{}{}", l.listener, l.allow_anonymous ? "allowed" : "refused",
@@ -59,6 +63,7 @@ Service::Service(const Config& config) : config_(config) {
       put("store/errors", std::to_string(sqlite_->errors()));
       put("store/messages", std::to_string(sqlite_->stored_messages()));
     }
+    bridges_->publish_sys(put);
   });
   if (http_) http_->start(*broker_, operations());
 }

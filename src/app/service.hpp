@@ -2,7 +2,8 @@
 // and binds the listeners (net::Server), then opens the store the
 // configuration chooses and restores what it holds, builds the broker core
 // on it, connects the two, registers the $SYS sources of each part, and
-// handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
+// starts the bridges (bridge::Bridges) on loop 0 once the store is
+// restored, and handles signals: SIGINT/SIGTERM shut down cleanly, SIGHUP reloads what can
 // be reloaded (TLS certificates, the HTTP listener's certificate and tokens,
 // password, ACL and credential files).
 //
@@ -29,6 +30,7 @@
 #include "app/config.hpp"
 #include "auth/password_file.hpp"
 #include "auth/access_control.hpp"
+#include "bridge/bridges.hpp"
 #include "broker/broker.hpp"
 #include "broker/persistence.hpp"
 #include "http/operations.hpp"
@@ -74,6 +76,8 @@ class Service {
   std::unique_ptr<broker::RetainedStore> memory_retained_;     // the memory stores otherwise
   std::unique_ptr<broker::SessionStore> memory_sessions_;
   std::unique_ptr<broker::Broker> broker_;
+  // After the broker (destroyed before it); their handlers run on loop 0.
+  std::unique_ptr<bridge::Bridges> bridges_;
   std::unique_ptr<net::TlsContext> http_tls_;  // the HTTP listener's certificate, when it serves HTTPS
   std::unique_ptr<http::Server> http_;
   // The HTTP listener's Basic users ([http] password_file), swapped on reload.

@@ -355,7 +355,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
 
 // -------------------------------------------------------------- routing --
 
-std::size_t Broker::publish(const MessagePtr& m) {
+Broker::Routed Broker::route(const MessagePtr& m) {
   if (m->retain() && config_.retain_available) {
     if (m->payload().empty()) {
       retained_.erase(m->topic());
@@ -367,12 +367,12 @@ std::size_t Broker::publish(const MessagePtr& m) {
   thread_local std::vector<SubscriptionMatch> matches;
   matches.clear();
   tree_.match(m->topic(), matches);
-  if (matches.empty()) return 0;
+  Routed routed;
+  if (matches.empty()) return routed;
   // Overlapping subscriptions of one session become one delivery at the
   // highest granted QoS carrying every matching subscription identifier.
   std::sort(matches.begin(), matches.end(),
             [](const SubscriptionMatch& a, const SubscriptionMatch& b) { return a.session.get() < b.session.get(); });
-  std::size_t delivered = 0;
   std::array<std::uint64_t, 3> queued_by_qos{};  // counted once per publish, not per delivery
   Authorizer* const check = reader_check();
   // A message for many sessions is committed in one transaction, not in
@@ -404,19 +404,34 @@ std::size_t Broker::publish(const MessagePtr& m) {
     if (any) {
       d.message = m;
       const std::uint8_t qos = d.qos;
-      auto r = target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline), check);
+      // An in-process session (a bridge) has its own bounds, is not
+      // filtered by access control, and refuses QoS 1/2 it has no room for.
+      SessionPolicy* policy = policy_of(*target);
+      auto r = policy ? target->enqueue(std::move(d),
+                                        Session::QueueLimits{policy->max_queued_messages, policy->max_queued_bytes,
+                                                             config_.queue_qos0_offline, &session_store_})
+                      : target->enqueue(std::move(d), queue_limits(config_.queue_qos0_offline), check);
       if (r.queued) {
-        ++delivered;
+        ++routed.receivers;
         ++queued_by_qos[qos];
       }
-      if (r.dropped) Stats::add_dropped_queue_full(stats_, r.dropped);
+      if (r.dropped) {
+        Stats::add_dropped_queue_full(stats_, r.dropped);
+        if (policy) {
+          Stats::add(policy->dropped, r.dropped);
+          if (!r.queued && qos > 0) {
+            Stats::add(policy->refused);
+            routed.refused = true;
+          }
+        }
+      }
     }
     i = j;
   }
   for (std::uint8_t qos = 0; qos < 3; ++qos)
     if (queued_by_qos[qos]) Stats::count(stats_.out, m->topic(), m->payload().size(), qos, queued_by_qos[qos]);
   matches.clear();
-  return delivered;
+  return routed;
 }
 
 Broker::SubscribeResult Broker::subscribe(const SessionPtr& session, const std::string& filter,

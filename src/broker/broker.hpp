@@ -23,6 +23,7 @@
 #include "broker/authorizer.hpp"
 #include "broker/config.hpp"
 #include "broker/deadlines.hpp"
+#include "broker/in_process.hpp"
 #include "broker/session.hpp"
 #include "broker/stats.hpp"
 #include "broker/topic_tree.hpp"
@@ -67,9 +68,23 @@ class Broker {
   void detach(const SessionPtr& session, std::uint64_t generation, bool publish_will);
 
   // Routes a message to every matching subscription and stores/clears it as
-  // retained when its retain flag is set. Returns the number of sessions it
-  // was delivered or queued to.
-  std::size_t publish(const MessagePtr& message);
+  // retained when its retain flag is set. `receivers`: the sessions it was
+  // delivered or queued to; `refused`: an in-process session (a bridge) had
+  // no room for this QoS 1/2 message, and its publisher must be told so (v5:
+  // 0x97 Quota exceeded) rather than acknowledged (broker/in_process.hpp).
+  struct Routed {
+    std::size_t receivers = 0;
+    bool refused = false;
+  };
+  Routed route(const MessagePtr& message);
+  std::size_t publish(const MessagePtr& message) { return route(message).receivers; }
+
+  // In-process clients (broker/in_process.hpp): registers the policy of the
+  // session `client_id` (which starts with '$'); call before serving.
+  void add_in_process(const std::string& client_id, std::shared_ptr<SessionPolicy> policy);
+  // Whether `client_id` belongs to an in-process client (network clients
+  // may not use it).
+  bool in_process(std::string_view client_id) const;
 
   enum class SubscribeResult { Added, Replaced, QuotaExceeded };
   // Adds or replaces a subscription, unless the session holds
@@ -146,6 +161,8 @@ class Broker {
   void on_deadline(const SessionPtr& session, Deadlines::Kind kind, Clock::time_point due);
   void publish_sys();
   Session::QueueLimits queue_limits(bool queue_qos0_offline) const;
+  // The policy of an in-process session, or null (in_process.cpp).
+  SessionPolicy* policy_of(const Session& s) const;
   void start_sys_timer();
   // Runs a housekeeping task; an exception it throws is logged and counted
   // (Stats::internal_errors), and the housekeeping loop goes on.
@@ -188,6 +205,13 @@ class Broker {
   mutable std::mutex id_snapshot_mutex_;  // taken before registry_mutex_, never after
   mutable std::shared_ptr<const std::vector<std::string>> id_snapshot_;
   mutable Clock::time_point id_snapshot_taken_{};
+
+  // Written before serving only, then read without a lock.
+  struct IdHash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  std::unordered_map<std::string, std::shared_ptr<SessionPolicy>, IdHash, std::equal_to<>> in_process_;
 
   std::unique_ptr<boost::asio::steady_timer> sys_timer_;
   std::vector<std::function<void(const SysPut&)>> sys_sources_;

@@ -191,6 +191,8 @@ void Client::handle_connect(const mqtt::Frame& frame) {
     return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid,
                           fmt::format("client identifier of {} bytes, above max_client_id_length {}",
                                       c.client_id.size(), cfg.max_client_id_length));
+  if (broker_.in_process(c.client_id))
+    return refuse_connect(version_, ReasonCode::ClientIdentifierNotValid, "client identifier of a bridge");
   if (c.properties.user_properties.size() > cfg.max_user_properties ||
       (c.will && c.will->properties.user_properties.size() > cfg.max_user_properties))
     return refuse_connect(version_, ReasonCode::QuotaExceeded, "more user properties than max_user_properties");
@@ -538,13 +540,15 @@ void Client::on_publish(mqtt::PublishView& p) {
     if (session_->persistent()) store.inbound_qos2_added(client_id(), p.packet_id);
   }
 
-  std::size_t receivers = 0;
+  Broker::Routed routed;
   if (!is_sys_topic(p.topic)) {
     // The one copy of topic and payload, into the message every receiver shares.
     auto message = p.properties ? Message::create(p.topic, p.payload, p.qos, p.retain, *p.properties, client_id())
                                 : Message::create(p.topic, p.payload, p.qos, p.retain, client_id());
-    receivers = broker_.publish(message);
+    routed = broker_.route(message);
   }
+  const std::size_t receivers = routed.receivers;
+  if (routed.refused && p.qos > 0) return refuse_publish(p);
 
   if (p.qos > 0) {
     hold_if_stored_since(mark);

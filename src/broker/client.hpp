@@ -88,6 +88,9 @@ class Client {
   Authorizer::Later on_loop(void (Client::*then)(const ConnectDecision&));
   void complete_connect(PendingConnect& p);
   void on_publish(mqtt::PublishView& p);
+  // A bridge's full queue refused the message (broker/in_process.hpp): not
+  // acknowledged as accepted (client_quota.cpp).
+  void refuse_publish(const mqtt::PublishView& p);
   void on_puback(const mqtt::AckView& a);
   void on_subscribe(const mqtt::Subscribe& s);
   void on_unsubscribe(const mqtt::Unsubscribe& u);

@@ -229,6 +229,29 @@ json stats_json(broker::Broker& b) {
               {"bytes_sent", S::get(s.bytes_sent)}};
 }
 
+json bridge_json(const BridgeStatus& b) {
+  json j{{"name", b.name},
+         {"address", b.address},
+         {"tls", b.tls},
+         {"version", b.version},
+         {"client_id", b.client_id},
+         {"state", b.state},
+         {"connected", b.connected},
+         {"since", iso_time(b.since)},
+         {"queued", b.queued},
+         {"inflight", b.inflight},
+         {"forwarded", b.forwarded},
+         {"received", b.received},
+         {"dropped", b.dropped},
+         {"refused", b.refused},
+         {"resent", b.resent},
+         {"connects", b.connects},
+         {"last_error", b.last_error.empty() ? json(nullptr) : json(b.last_error)},
+         {"last_error_at", b.last_error.empty() ? json(nullptr) : iso_time(b.last_error_at)}};
+  if (b.connected) j["remote_receive_maximum"] = b.remote_receive_maximum;
+  return j;
+}
+
 json listeners_json(const Operations& ops) {
   const auto now = std::chrono::system_clock::now();
   json out = json::array();
@@ -367,6 +390,21 @@ void add_routes(Router& router, ApiContext ctx) {
     return Response::json(200, {{"topic", m->topic()}, {"deleted", true}});
   });
   post("/api/v1/publish", [&b](const Request& r) { return publish(b, r); });
+
+  // --- bridges ----------------------------------------------------------
+  get("/api/v1/bridges", [&ops](const Request&) {
+    json items = json::array();
+    if (ops.bridges)
+      for (const auto& br : ops.bridges()) items.push_back(bridge_json(br));
+    return Response::json(200, {{"items", items}});
+  });
+  get("/api/v1/bridges/{name}", [&ops](const Request& r) {
+    const auto& name = r.params.at("name");
+    if (ops.bridges)
+      for (const auto& br : ops.bridges())
+        if (br.name == name) return Response::json(200, bridge_json(br));
+    throw BadRequest{404, fmt::format("no bridge '{}'", name)};
+  });
 
   // --- listeners, reloads, configuration ------------------------------
   get("/api/v1/listeners", [&ops](const Request&) { return Response::json(200, {{"items", listeners_json(ops)}}); });

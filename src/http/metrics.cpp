@@ -171,6 +171,36 @@ std::string render_metrics(const ApiContext& ctx) {
   w.family("petrel_http_responses_total", "counter", "HTTP responses, by status code");
   for (const auto& [code, n] : hs.responses) w.sample({{"code", std::to_string(code)}}, n);
 
+  // --- bridges (docs/bridges.md)
+  if (ctx.ops.bridges) {
+    const auto bridges = ctx.ops.bridges();
+    if (!bridges.empty()) {
+      w.family("petrel_bridge_connected", "gauge", "1 while the bridge is connected to its remote broker");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, std::uint64_t{b.connected ? 1u : 0u});
+      w.family("petrel_bridge_queued_messages", "gauge",
+               "Messages in the bridge's offline queue, waiting to be sent to the remote");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.queued);
+      w.family("petrel_bridge_inflight_messages", "gauge", "QoS 1/2 messages sent to the remote, not yet acknowledged");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.inflight);
+      w.family("petrel_bridge_forwarded_total", "counter",
+               "Messages forwarded to the remote (QoS 1/2: acknowledged by it; QoS 0: written)");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.forwarded);
+      w.family("petrel_bridge_received_total", "counter", "Messages received from the remote and published locally");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.received);
+      w.family("petrel_bridge_dropped_total", "counter",
+               "Messages not forwarded, by cause: refused (QoS 1/2 refused to the publisher, queue full), "
+               "other (QoS 0 evicted or not queued with the queue full, expired, too large for the remote)");
+      for (const auto& b : bridges) {
+        w.sample({{"bridge", b.name}, {"cause", "refused"}}, b.refused);
+        w.sample({{"bridge", b.name}, {"cause", "other"}}, b.dropped > b.refused ? b.dropped - b.refused : 0);
+      }
+      w.family("petrel_bridge_resent_total", "counter", "PUBLISH and PUBREL packets sent again after a reconnect");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.resent);
+      w.family("petrel_bridge_connects_total", "counter", "Connections to the remote accepted (CONNACK success)");
+      for (const auto& b : bridges) w.sample({{"bridge", b.name}}, b.connects);
+    }
+  }
+
   // --- the process
   const auto p = ctx.ops.process();
   w.family("process_cpu_seconds_total", "counter", "User and system CPU time of the process");

@@ -81,6 +81,21 @@ struct ProcessStatus {
   unsigned event_loops = 0;
 };
 
+// A bridge to another broker (docs/bridges.md), as app/ reports it.
+struct BridgeStatus {
+  std::string name, address, client_id;
+  bool tls = false;
+  int version = 5;  // 4 (3.1.1) or 5
+  std::string state;  // "connected", "connecting", "waiting" (to reconnect), "stopped"
+  bool connected = false;
+  TimePoint since{};
+  std::string last_error;  // "" if none since start
+  TimePoint last_error_at{};
+  std::uint64_t queued = 0, inflight = 0, forwarded = 0, received = 0, dropped = 0, refused = 0, resent = 0,
+                connects = 0;
+  std::uint16_t remote_receive_maximum = 0;  // while connected
+};
+
 // /ready: ready when every listener accepts, the store is writable and
 // start-up is complete; otherwise the reasons, one sentence each.
 struct Readiness {
@@ -110,6 +125,8 @@ struct Operations {
   std::function<ListenerReload(const std::string& listener, std::string& error)> reload_listener;
   // The HTTP listener's own certificate, if it serves TLS.
   std::function<std::optional<CertificateStatus>()> http_certificate;
+  // Every configured bridge (unset: none).
+  std::function<std::vector<BridgeStatus>()> bridges;
   // HTTP Basic credentials (the auth layer's password file); unset: Basic
   // is not accepted, only bearer tokens.
   std::function<bool(std::string_view user, std::string_view password)> check_password;
