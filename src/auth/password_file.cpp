@@ -55,36 +55,21 @@ PasswordEntry decode_password_hash(std::string_view field) {
 
 PasswordFile PasswordFile::parse(std::string_view text, const std::string& source) {
   PasswordFile f;
-  std::size_t number = 0;
-  for_each_line(text, [&](std::string_view line) {
-    ++number;
-    line = trim(line);
-    if (line.empty() || line.front() == '#') return;
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) throw FileError(source, number, "expected 'user:hash'");
-    const std::string_view user = trim(line.substr(0, colon));
-    const std::string_view field = trim(line.substr(colon + 1));
-    if (user.empty()) throw FileError(source, number, "the user name is empty");
-    if (user.size() > 65535) throw FileError(source, number, "the user name is longer than 65535 bytes");
-    if (field.empty()) throw FileError(source, number, fmt::format("user '{}' has no password hash", user));
-    PasswordEntry e;
-    try {
-      e = decode_password_hash(field);
-    } catch (const std::invalid_argument& why) {
-      throw FileError(source, number, fmt::format("user '{}': {}", user, why.what()));
-    }
-    e.line = number;
-    auto [it, added] = f.users_.emplace(std::string(user), std::move(e));
-    if (!added)
-      throw FileError(source, number, fmt::format("user '{}' appears twice (first on line {})", user, it->second.line));
-  });
+  f.users_ = parse_user_file<PasswordEntry>(text, source, "expected 'user:hash'",
+                                            [](std::string_view user, std::string_view field) {
+                                              if (user.size() > 65535)
+                                                throw LineError("the user name is longer than 65535 bytes");
+                                              if (field.empty())
+                                                throw LineError(fmt::format("user '{}' has no password hash", user));
+                                              return decode_password_hash(field);
+                                            });
   return f;
 }
 
 PasswordFile PasswordFile::load(const std::string& path) { return parse(read_file(path), path); }
 
 const PasswordEntry* PasswordFile::find(std::string_view user) const {
-  auto it = users_.find(std::string(user));
+  auto it = users_.find(user);
   return it == users_.end() ? nullptr : &it->second;
 }
 

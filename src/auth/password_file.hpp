@@ -17,8 +17,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "auth/user_file.hpp"
 
 namespace petrel::auth {
 
@@ -52,7 +53,7 @@ class PasswordFile {
   static bool verify(const PasswordEntry& e, std::string_view password);
 
  private:
-  std::unordered_map<std::string, PasswordEntry> users_;
+  UserMap<PasswordEntry> users_;
 };
 
 // Decodes one hash field (`$7$...` or `$6$...`); throws std::invalid_argument saying why.

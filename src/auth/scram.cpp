@@ -81,33 +81,16 @@ ScramCredential decode_scram_credential(std::string_view field) {
 
 ScramFile ScramFile::parse(std::string_view text, const std::string& source) {
   ScramFile f;
-  std::size_t number = 0;
-  for_each_line(text, [&](std::string_view line) {
-    ++number;
-    line = trim(line);
-    if (line.empty() || line.front() == '#') return;
-    const auto colon = line.find(':');
-    if (colon == std::string_view::npos) throw FileError(source, number, "expected 'user:SCRAM-SHA-256$...'");
-    const std::string_view user = trim(line.substr(0, colon));
-    if (user.empty()) throw FileError(source, number, "the user name is empty");
-    ScramCredential c;
-    try {
-      c = decode_scram_credential(trim(line.substr(colon + 1)));
-    } catch (const std::invalid_argument& why) {
-      throw FileError(source, number, fmt::format("user '{}': {}", user, why.what()));
-    }
-    c.line = number;
-    auto [it, added] = f.users_.emplace(std::string(user), std::move(c));
-    if (!added)
-      throw FileError(source, number, fmt::format("user '{}' appears twice (first on line {})", user, it->second.line));
-  });
+  f.users_ = parse_user_file<ScramCredential>(
+      text, source, "expected 'user:SCRAM-SHA-256$...'",
+      [](std::string_view, std::string_view field) { return decode_scram_credential(field); });
   return f;
 }
 
 ScramFile ScramFile::load(const std::string& path) { return parse(read_file(path), path); }
 
 const ScramCredential* ScramFile::find(std::string_view user) const {
-  auto it = users_.find(std::string(user));
+  auto it = users_.find(user);
   return it == users_.end() ? nullptr : &it->second;
 }
 

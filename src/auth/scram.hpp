@@ -24,7 +24,8 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
+
+#include "auth/user_file.hpp"
 
 namespace petrel::auth {
 
@@ -50,7 +51,7 @@ class ScramFile {
                                 std::string_view salt = {});
 
  private:
-  std::unordered_map<std::string, ScramCredential> users_;
+  UserMap<ScramCredential> users_;
 };
 
 ScramCredential decode_scram_credential(std::string_view field);  // throws std::invalid_argument
