@@ -9,7 +9,6 @@ import subprocess
 import pytest
 
 import mqttraw as m
-from authclients import connack
 from petrel_paths import PETREL_BIN
 
 USERS = {"alice": "a-pw", "bob": "b-pw", "carol": "c-pw", "admin": "root-pw"}

@@ -11,7 +11,6 @@ import subprocess
 import pytest
 
 import mqttclients as mc
-import mqttraw as m
 from authclients import connack
 from petrel_paths import PETREL_BIN, free_port
 

@@ -11,74 +11,22 @@ they say what is awaited (`wait_api`). Clients opened through persistence.helper
 from __future__ import annotations
 
 import json
-import socket
-import subprocess
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
 
 import certs
-from petrel_paths import free_port
+from mosquittobroker import Mosquitto
 from persistence import helpers
 
 TIMEOUT = helpers.TIMEOUT
-MOSQUITTO = "/usr/sbin/mosquitto"
-
-
-class Mosquitto:
-    """Debian's mosquitto on 127.0.0.1:`port`. `config`: extra lines for its listener (TLS, auth)."""
-
-    def __init__(self, tmp_path: Path, config: str = "", port: int | None = None, tls: bool = False):
-        self.tmp_path = tmp_path
-        self.port = port or free_port()
-        self.tls = tls
-        self.config = config
-        self.starts = 0
-        self.proc = None
-        self.start()
-
-    def start(self) -> None:
-        self.starts += 1
-        data = self.tmp_path / f"mosquitto-{self.port}-data"
-        data.mkdir(exist_ok=True)
-        conf = self.tmp_path / f"mosquitto-{self.port}.conf"
-        conf.write_text(f"user root\npersistence true\npersistence_location {data}/\nautosave_interval 0\n"
-                        f"queue_qos0_messages true\nmax_queued_messages 0\nlog_type all\n"
-                        f"listener {self.port} 127.0.0.1\n{self.config}\n")
-        self.log_path = self.tmp_path / f"mosquitto-{self.port}.{self.starts}.log"
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mosquitto exited with {self.proc.returncode}: {self.log_path.read_text()}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return
-            except OSError:
-                time.sleep(0.02)
-        raise RuntimeError("mosquitto did not start listening")
-
-    def stop(self) -> None:
-        """SIGTERM: mosquitto saves its sessions and queues (persistence) and exits."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        if self.proc:
-            self.log.close()
-
-    def log_text(self) -> str:
-        return "".join(p.read_text(errors="replace") for p in sorted(self.tmp_path.glob(f"mosquitto-{self.port}.*.log")))
-
-
 @pytest.fixture
 def mosquitto(tmp_path):
     made: list[Mosquitto] = []
 
     def start(config: str = "", **kw) -> Mosquitto:
-        m = Mosquitto(tmp_path, config, **kw)
+        m = Mosquitto(tmp_path, config, persistent=True, **kw)
         made.append(m)
         return m
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import mqttraw as m
 from persistence import helpers
 
-from .conftest import TIMEOUT, bridge_status, bridge_toml, connected, wait_api
+from .conftest import TIMEOUT, bridge_toml, connected, wait_api
 
 SESSION = [(m.SESSION_EXPIRY_INTERVAL, 3600)]
 

@@ -8,7 +8,7 @@ import mqttraw as m
 from persistence import helpers
 
 from .conftest import TIMEOUT, bridge_status, bridge_toml, connected, wait_api
-from .test_durability import SESSION, remote_subscriber
+from .test_durability import remote_subscriber
 
 
 def test_queue_bound_and_drop_order(make_broker, mosquitto):

@@ -77,8 +77,7 @@ def test_forward_and_subscribe_with_prefixes(make_broker, mosquitto, version):
 def test_mutual_tls(make_broker, mosquitto, pki, version):
     client = pki.issue_client(pki.dir / f"bridge-client-{version}", "edge-17")
     remote = mosquitto(f"allow_anonymous true\ncafile {pki.ca}\ncertfile {pki.server.cert}\n"
-                       f"keyfile {pki.server.key}\nrequire_certificate true\nuse_identity_as_username true\n",
-                       tls=True)
+                       f"keyfile {pki.server.key}\nrequire_certificate true\nuse_identity_as_username true\n")
     b = make_broker(bridge_toml("cloud", remote.port, version=version, tls=True, ca_file=str(pki.ca),
                                 cert_file=str(client.cert), key_file=str(client.key), server_name="localhost",
                                 **RULES))
@@ -105,7 +104,7 @@ def test_mutual_tls(make_broker, mosquitto, pki, version):
 def test_mutual_tls_without_the_ca_is_retried_with_the_reason(make_broker, mosquitto, pki):
     other = pki.other_ca
     remote = mosquitto(f"cafile {pki.ca}\ncertfile {pki.server.cert}\nkeyfile {pki.server.key}\n"
-                       "require_certificate true\nallow_anonymous true\n", tls=True)
+                       "require_certificate true\nallow_anonymous true\n")
     b = make_broker(bridge_toml("cloud", remote.port, tls=True, ca_file=str(other), **RULES))
     log = wait_log_count(b, "TLS certificate verification failed", 2)
     assert "bridge 'cloud': cannot connect to 127.0.0.1" in log
