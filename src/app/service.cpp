@@ -3,9 +3,14 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 #include <malloc.h>
+#include <pthread.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <cstring>
 #include <filesystem>
+#include <stdexcept>
 
 #include "app/systemd.hpp"
 #include "store/memory_store.hpp"
@@ -20,11 +25,32 @@ namespace {
 constexpr auto kBackoffSettle = std::chrono::seconds(2);
 }  // namespace
 
+namespace {
+sigset_t handled_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGHUP);
+  return set;
+}
+}  // namespace
+
 Service::Service(const Config& config) : config_(config) {
+  // SIGINT, SIGTERM and SIGHUP are blocked in every thread (this one first,
+  // before any other exists, so all inherit the mask) and read from a
+  // signalfd on the housekeeping loop. Never delivered, they can never take
+  // their default action: one that arrives during start-up waits for the
+  // loop, and a supervisor repeating SIGTERM while petrel shuts down (or
+  // after the loop is gone) cannot turn a clean exit into death by signal.
+  const sigset_t handled = handled_signals();
+  pthread_sigmask(SIG_BLOCK, &handled, nullptr);
   resolve_auth(config_);
   access_ = std::make_unique<auth::AccessControl>(config_.auth);
   server_ = std::make_unique<net::Server>(config_.server);
-  signals_ = std::make_unique<asio::signal_set>(server_->housekeeping_loop(), SIGINT, SIGTERM, SIGHUP);
+  const int fd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (fd < 0) throw std::runtime_error(fmt::format("signalfd: {}", std::strerror(errno)));
+  signals_ = std::make_unique<asio::posix::stream_descriptor>(server_->housekeeping_loop(), fd);
   if (config_.http.options.enabled) {
     // Bound before the store opens, as the MQTT listeners are.
     http::Server::TlsContextFn tls;
@@ -117,8 +143,15 @@ void Service::run() {
 }
 
 void Service::wait_for_signal() {
-  signals_->async_wait([this](const boost::system::error_code& ec, int sig) {
+  signals_->async_wait(asio::posix::descriptor_base::wait_read, [this](const boost::system::error_code& ec) {
     if (ec) return;
+    signalfd_siginfo info{};
+    const auto n = ::read(signals_->native_handle(), &info, sizeof info);
+    if (n != static_cast<ssize_t>(sizeof info)) {
+      wait_for_signal();  // EAGAIN: nothing after all
+      return;
+    }
+    const int sig = static_cast<int>(info.ssi_signo);
     if (sig == SIGHUP) {
       reload();
       wait_for_signal();

@@ -16,12 +16,13 @@
 //
 // Order matters: listeners bind before the store opens, so a port that
 // cannot be bound or a bad certificate stops petrel before it opens (or
-// creates) its database; signals are caught from the moment the loops exist,
+// creates) its database; SIGINT, SIGTERM and SIGHUP are blocked in every
+// thread from the first line of the constructor and read from a signalfd,
 // so a SIGTERM during start-up (opening a large store) still means a clean
-// stop.
+// stop, and one repeated during shutdown cannot kill the process.
 #pragma once
 
-#include <boost/asio/signal_set.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <atomic>
 #include <memory>
@@ -71,7 +72,7 @@ class Service {
   // Declared first, destroyed last: the loops may still hold handlers that
   // refer to connections, which refer to the broker only while they run.
   std::unique_ptr<net::Server> server_;
-  std::unique_ptr<boost::asio::signal_set> signals_;
+  std::unique_ptr<boost::asio::posix::stream_descriptor> signals_;  // a signalfd (service.cpp)
   std::unique_ptr<store::SqliteStore> sqlite_;                 // the durable store, or null
   std::unique_ptr<broker::RetainedStore> memory_retained_;     // the memory stores otherwise
   std::unique_ptr<broker::SessionStore> memory_sessions_;
