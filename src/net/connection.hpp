@@ -55,6 +55,7 @@
 #include "broker/transport.hpp"
 #include "net/listener_stats.hpp"
 #include "net/loop_batch.hpp"
+#include "net/poller.hpp"
 #include "net/socket.hpp"
 #include "net/tls.hpp"
 #include "net/tls_socket.hpp"
@@ -62,9 +63,9 @@
 
 namespace petrel::net {
 
-using TcpStream = Socket;
+using TcpStream = PolledSocket;  // readiness from the loop's own epoll set (poller.hpp)
 using TlsStream = TlsSocket;
-using WsStream = boost::beast::websocket::stream<TcpStream>;
+using WsStream = boost::beast::websocket::stream<Socket>;
 using WssStream = boost::beast::websocket::stream<TlsStream>;
 
 struct WsUpgrade;  // the HTTP upgrade in progress (connection_impl.hpp)
@@ -76,6 +77,7 @@ class Connection final : public broker::Transport,
  public:
   static constexpr bool kTls = std::is_same_v<Stream, TlsStream> || std::is_same_v<Stream, WssStream>;
   static constexpr bool kWs = std::is_same_v<Stream, WsStream> || std::is_same_v<Stream, WssStream>;
+  static constexpr bool kPolled = std::is_same_v<Stream, TcpStream>;
 
   // `context` and `tls` are for TLS connections (null otherwise), `ws` for
   // WebSocket ones; the context stays alive as long as the connection, the
@@ -104,6 +106,8 @@ class Connection final : public broker::Transport,
   // the deadline (CONNECT, keep alive, close grace) has come.
   void run_batched() override;
   void on_deadline() override { on_timer(); }
+  // Plain TCP: the socket became readable or writable (net::Poller).
+  void on_ready(std::uint32_t events) override;
 
  private:
   struct Chunk {
@@ -121,7 +125,8 @@ class Connection final : public broker::Transport,
       return Stream(std::move(socket));
     }
   }
-  Socket& socket() { return boost::beast::get_lowest_layer(stream_); }
+  // The socket: a PolledSocket for plain TCP, else Asio's.
+  auto& socket() { return boost::beast::get_lowest_layer(stream_); }
   // The TLS layer (TLS and WSS connections only).
   auto& tls_stream() {
     if constexpr (kWs) {
@@ -144,6 +149,8 @@ class Connection final : public broker::Transport,
   // happens once the handlers ready in this turn of the loop have run.
   void schedule();
   void start_write();
+  // Plain TCP: writes what start_write gathered, as far as the socket takes it.
+  void write_polled();
   void on_written(const boost::system::error_code& ec, std::size_t n);
   std::shared_ptr<LoopResident> self() override { return this->shared_from_this(); }
   // Enters the loop's deadline wheel at deadline_.
@@ -186,6 +193,8 @@ class Connection final : public broker::Transport,
     std::vector<boost::asio::const_buffer> buffers;
     std::size_t queued_bytes = 0;
     std::size_t writing_bytes = 0;
+    PolledSocket::WriteCursor cursor;  // plain TCP: how far `buffers` are written
+    std::size_t written = 0;
   };
   WriteQueues& out() {
     if (!out_) out_ = std::make_unique<WriteQueues>();
@@ -205,6 +214,8 @@ class Connection final : public broker::Transport,
   bool batched_ = false;         // on the loop's batch
   bool flush_requested_ = false;  // woken: drain the session when the batch runs
   bool ws_closing_ = false;        // close frame sent or being sent
+  bool want_read_ = false;         // plain TCP: on_readable when the socket is readable
+  bool want_write_ = false;        // plain TCP: write_polled when the socket is writable
   bool draining_ = false;          // a failed TLS handshake: reading what the client still sends
   std::uint16_t ws_close_code_ = 0;  // 0: not decided yet
 };

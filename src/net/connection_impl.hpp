@@ -57,7 +57,8 @@ constexpr std::size_t kOwnReadBuffer = 8 * 1024;
 // translation units that instantiate Connection).
 inline thread_local std::array<char, 64 * 1024> read_buffer;
 
-inline std::string format_peer(const Socket& s) {
+template <class S>
+std::string format_peer(const S& s) {
   boost::system::error_code ec;
   auto ep = s.remote_endpoint(ec);
   if (ec) return "unknown";
@@ -113,6 +114,14 @@ void Connection<Stream>::start() {
   deadline_ = Clock::now() + broker_.config().connect_timeout;
   arm_timer();
   socket().non_blocking(true, ec);
+  if constexpr (kPolled) {
+    // Held by the deadline wheel from arm_timer() on (poller.hpp).
+    socket().start_polling(*this, ec);
+    if (ec) {
+      shutdown(fmt::format("cannot watch the socket: {}", ec.message()));
+      return;
+    }
+  }
   if constexpr (kTls) {
     tls_peek();
   } else if constexpr (kWs) {
@@ -183,6 +192,7 @@ template <class Stream>
 void Connection<Stream>::tls_peek() {
   // Wait for the first byte and look at it before OpenSSL does: a TLS
   // handshake starts with record type 0x16.
+  if constexpr (kTls) {
   socket().async_wait(
       Socket::wait_read, [self = this->shared_from_this()](const boost::system::error_code& ec) {
         if (self->closed_) return;
@@ -208,6 +218,7 @@ void Connection<Stream>::tls_peek() {
         }
         self->tls_handshake();
       });
+  }
 }
 
 template <class Stream>
@@ -462,6 +473,18 @@ void Connection<Stream>::start_reading() {
 
 template <class Stream>
 void Connection<Stream>::wait_readable() {
+  if constexpr (kPolled) {
+    want_read_ = true;
+    // Edge-triggered: a socket not read dry (reading paused, or stopped by
+    // the budget) announces nothing new; read it on the next turn.
+    if (socket().readable())
+      asio::post(stream_.get_executor(), [self = this->shared_from_this()] {
+        if (!self->want_read_) return;
+        self->want_read_ = false;
+        self->on_readable();
+      });
+    return;
+  } else {
   socket().async_wait(Socket::wait_read,
                       [self = this->shared_from_this()](const boost::system::error_code& ec) {
                         if (ec) {
@@ -470,6 +493,23 @@ void Connection<Stream>::wait_readable() {
                         }
                         self->on_readable();
                       });
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::on_ready(std::uint32_t events) {
+  if constexpr (kPolled) {
+    if (closed_) return;
+    socket().note(events);
+    if (want_write_ && socket().writable()) {
+      want_write_ = false;
+      write_polled();
+    }
+    if (want_read_ && socket().readable()) {
+      want_read_ = false;
+      on_readable();
+    }
+  }
 }
 
 template <class Stream>
@@ -520,15 +560,17 @@ void Connection<Stream>::on_readable() {
     shutdown("connection lost");
     return;
   }
-  if (want_write) {
-    socket().async_wait(Socket::wait_write, [self = this->shared_from_this()](const boost::system::error_code& ec) {
-      if (ec) {
-        if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
-        return;
-      }
-      self->on_readable();
-    });
-    return;
+  if constexpr (kTls) {
+    if (want_write) {
+      socket().async_wait(Socket::wait_write, [self = this->shared_from_this()](const boost::system::error_code& ec) {
+        if (ec) {
+          if (ec != asio::error::operation_aborted) self->shutdown(ec.message());
+          return;
+        }
+        self->on_readable();
+      });
+      return;
+    }
   }
   after_read(total, was_connected);
 }
@@ -615,13 +657,38 @@ void Connection<Stream>::start_write() {
       q.buffers.emplace_back(c.message ? c.data : q.writing_owned.data() + c.offset, c.length);
   }
   writing_now_ = true;
-  auto done = [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
-    self->on_written(ec, n);
-  };
-  if constexpr (kWs) {
-    stream_.async_write(q.buffers, std::move(done));  // one binary message
+  if constexpr (kPolled) {
+    q.cursor = {};
+    q.written = 0;
+    write_polled();
   } else {
-    asio::async_write(stream_, q.buffers, std::move(done));
+    auto done = [self = this->shared_from_this()](const boost::system::error_code& ec, std::size_t n) {
+      self->on_written(ec, n);
+    };
+    if constexpr (kWs) {
+      stream_.async_write(q.buffers, std::move(done));  // one binary message
+    } else {
+      asio::async_write(stream_, q.buffers, std::move(done));
+    }
+  }
+}
+
+template <class Stream>
+void Connection<Stream>::write_polled() {
+  if constexpr (kPolled) {
+    if (closed_ || !out_) return;
+    auto& q = *out_;
+    boost::system::error_code ec;
+    q.written += socket().write_some(q.buffers, q.cursor, ec);
+    if (ec == asio::error::would_block) {
+      want_write_ = true;  // on_ready goes on when the socket is writable
+      return;
+    }
+    // Completed (or failed) as Asio's async_write completes: never inside
+    // the call that started the write.
+    asio::post(stream_.get_executor(), [self = this->shared_from_this(), ec, n = q.written] {
+      self->on_written(ec, n);
+    });
   }
 }
 

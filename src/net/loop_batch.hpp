@@ -79,9 +79,12 @@ class LoopResident {
   virtual void run_batched() = 0;
   // Its deadline has come (it may insert itself again).
   virtual void on_deadline() = 0;
+  // Its socket is ready, as the epoll event `events` says (net::Poller).
+  virtual void on_ready(std::uint32_t /*events*/) {}
 
  private:
   friend class DeadlineWheel;
+  friend class Poller;
   LoopResident* prev_ = nullptr;
   LoopResident* next_ = nullptr;
   DeadlineWheel::Clock::time_point due_{};

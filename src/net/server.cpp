@@ -1,5 +1,7 @@
 #include "net/server.hpp"
 
+#include "net/poller.hpp"
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -164,7 +166,8 @@ void Server::run_loop(asio::io_context& loop) {
       // What the loop's thread keeps for its connections goes while the
       // io_context still exists (their sockets and the wheel's timer need it).
       LoopBatch::clear();
-      DeadlineWheel::local().clear();
+      DeadlineWheel::local().clear();  // closes the connections it held
+      Poller::local().clear();
       return;
     } catch (const std::exception& e) {
       broker::Stats::add(broker_->stats().internal_errors);
