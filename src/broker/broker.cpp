@@ -68,7 +68,7 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     std::lock_guard registry(registry_mutex_);
     SessionPtr s;
     if (auto it = sessions_.find(client_id); it != sessions_.end()) {
-      s = it->second;
+      s = *it;
       std::unique_lock lock(s->mutex);
       // The old connection stops counting now; its own detach will find the
       // session's generation moved on and do nothing.
@@ -103,7 +103,7 @@ Broker::Attached Broker::attach(const IdentityPtr& identity, bool clean_start, s
     }
     if (!s) {
       s = std::make_shared<Session>(client_id);
-      sessions_.emplace(s->client_id(), s);
+      sessions_.insert(s);
     } else {
       out.session_present = true;
     }
@@ -205,7 +205,7 @@ void Broker::end_session_locked(const SessionPtr& session, std::vector<MessagePt
     deadlines_.cancel_all(*session);
   }
   remove_subscriptions(*session, subs);
-  if (auto it = sessions_.find(session->client_id()); it != sessions_.end() && it->second == session)
+  if (auto it = sessions_.find(session->client_id()); it != sessions_.end() && *it == session)
     sessions_.erase(it);
   if (stored) session_store_.session_deleted(session->client_id());
 }
@@ -250,7 +250,7 @@ std::size_t Broker::session_count() const {
 
 void Broker::disconnect_all(mqtt::ReasonCode reason) {
   std::lock_guard registry(registry_mutex_);
-  for (auto& [_, s] : sessions_) {
+  for (const auto& s : sessions_) {
     std::lock_guard lock(s->mutex);
     if (auto link = s->link.lock()) link->kick(reason);
   }
@@ -344,8 +344,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
       deadlines_.set(s, Deadlines::Kind::Expiry,
                      now + rounded_up(static_cast<std::int64_t>(st.expiry_interval) * 1000 - offline_ms));
     if (!st.disconnected_at) session_store_.session_offline(st.client_id, st.expiry_interval, s->will.get());
-    const std::string_view key = s->client_id();
-    sessions_.emplace(key, std::move(s));
+    sessions_.insert(std::move(s));
     ++r.sessions;
   }
   // Published on the housekeeping loop once it runs, like every will.

@@ -136,19 +136,21 @@ class Client {
   Broker& broker_;
   Transport& transport_;
   mqtt::FrameReader reader_;
+  // The small fields together: one Client per connection pays for padding.
   State state_ = State::AwaitConnect;
   mqtt::Version version_ = mqtt::Version::V311;
-  std::unique_ptr<std::string> certificate_identity_;  // until CONNECT (TLS listeners with identity_as_username)
   bool identity_from_certificate_ = false;
+  bool connack_held_ = false;  // held_.front() starts with the CONNACK
+  std::uint16_t keep_alive_ = 0;
+  // The peer's limits (MQTT 5 CONNECT properties).
+  std::uint16_t peer_receive_maximum_ = 65535;
+  std::uint16_t peer_topic_alias_maximum_ = 0;
+  std::uint32_t peer_max_packet_size_ = 268'435'460;
+  std::uint32_t initial_expiry_ = 0;
+  std::unique_ptr<std::string> certificate_identity_;  // until CONNECT (TLS listeners with identity_as_username)
   IdentityPtr identity_;  // once CONNECT is accepted
   SessionPtr session_;
   std::uint64_t generation_ = 0;
-  std::uint16_t keep_alive_ = 0;
-  std::uint32_t initial_expiry_ = 0;
-  // The peer's limits (MQTT 5 CONNECT properties).
-  std::uint16_t peer_receive_maximum_ = 65535;
-  std::uint32_t peer_max_packet_size_ = 268'435'460;
-  std::uint16_t peer_topic_alias_maximum_ = 0;
   // The CONNECT while the authorizer decides.
   std::unique_ptr<PendingConnect> pending_;
   // Enhanced authentication: the CONNECT's method, the state of the exchange
@@ -180,7 +182,6 @@ class Client {
   // A vector, not a deque: an empty std::deque allocates ~600 bytes, and
   // most connections never hold anything back.
   std::vector<Held> held_;
-  bool connack_held_ = false;  // held_.front() starts with the CONNACK
 };
 
 }  // namespace petrel::broker

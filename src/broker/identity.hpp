@@ -29,14 +29,15 @@ struct ClientIdentity {
   // The user name access control sees: the CONNECT's, or on a listener with
   // identity_as_username the verified client certificate's (and then only it).
   std::optional<std::string> username;
-  bool username_from_certificate = false;
   std::string listener;  // the listener's name (a restored session: as stored; "" if stored before schema 2)
   std::string peer;      // address:port; empty for a restored session
+  std::chrono::system_clock::time_point connected_at{};
+  std::shared_ptr<const AuthContext> auth;  // set from ConnectDecision::context
+  // (The small fields last: one object per connection pays for padding.)
+  bool username_from_certificate = false;
   mqtt::Version version = mqtt::Version::V311;
   std::uint16_t keep_alive = 0;
   bool clean_start = true;
-  std::chrono::system_clock::time_point connected_at{};
-  std::shared_ptr<const AuthContext> auth;  // set from ConnectDecision::context
 };
 
 using IdentityPtr = std::shared_ptr<const ClientIdentity>;

@@ -54,7 +54,7 @@ std::shared_ptr<const std::vector<std::string>> Broker::sorted_client_ids(bool f
     {
       std::lock_guard registry(registry_mutex_);
       ids->reserve(sessions_.size());
-      for (const auto& [id, _] : sessions_) ids->emplace_back(id);
+      for (const auto& s : sessions_) ids->emplace_back(s->client_id());
     }
     std::sort(ids->begin(), ids->end());
     id_snapshot_ = std::move(ids);
@@ -79,7 +79,7 @@ std::vector<SessionInfo> Broker::list_sessions(const SessionQuery& q) const {
       if (!it->starts_with(q.client_id_prefix)) break;
       const auto found = sessions_.find(*it);
       if (found == sessions_.end()) continue;  // ended since the snapshot
-      const SessionPtr& s = found->second;
+      const SessionPtr& s = *found;
       // The identity is written only with the registry lock held, so it can
       // be read here.
       if (q.online && s->online() != *q.online) continue;
@@ -103,7 +103,7 @@ std::optional<SessionInfo> Broker::find_session(const std::string& client_id) co
     std::lock_guard registry(registry_mutex_);
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return std::nullopt;
-    s = it->second;
+    s = *it;
   }
   std::lock_guard lock(s->mutex);
   return facts(*s);
@@ -115,7 +115,7 @@ std::vector<SubscriptionInfo> Broker::session_subscriptions(const std::string& c
     std::lock_guard registry(registry_mutex_);
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return {};
-    s = it->second;
+    s = *it;
   }
   std::vector<SubscriptionInfo> out;
   {
@@ -152,8 +152,8 @@ bool Broker::disconnect_client(const std::string& client_id, mqtt::ReasonCode re
   std::lock_guard registry(registry_mutex_);
   auto it = sessions_.find(client_id);
   if (it == sessions_.end()) return false;
-  std::lock_guard lock(it->second->mutex);
-  auto link = it->second->link.lock();
+  std::lock_guard lock((*it)->mutex);
+  auto link = (*it)->link.lock();
   if (!link) return false;
   Stats::add(stats_.disconnects_administrative);
   link->kick(reason);
@@ -166,7 +166,7 @@ bool Broker::delete_session(const std::string& client_id) {
     std::lock_guard registry(registry_mutex_);
     auto it = sessions_.find(client_id);
     if (it == sessions_.end()) return false;
-    SessionPtr s = it->second;
+    SessionPtr s = *it;
     {
       std::lock_guard lock(s->mutex);
       // The connection, if any, is told and closed; its own detach finds the
@@ -204,7 +204,7 @@ SessionTotals Broker::session_totals() const {
   {
     std::lock_guard registry(registry_mutex_);
     all.reserve(sessions_.size());
-    for (const auto& [_, s] : sessions_) {
+    for (const auto& s : sessions_) {
       all.push_back(s);
       if (!s->online()) {
         ++t.offline;

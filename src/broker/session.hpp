@@ -343,13 +343,14 @@ class Session {
   Lazy<std::map<std::uint16_t, Inflight, std::less<>, RecyclingAllocator<std::pair<const std::uint16_t, Inflight>>>>
       inflight;
   Lazy<std::set<std::uint16_t>> inbound_qos2;        // PUBREC sent, PUBREL awaited
-  std::uint16_t next_packet_id = 1;
   std::uint64_t next_order = 0;
   std::unique_ptr<WillMessage> will;  // of the current or last connection (heap: most sessions have none)
   // When the delayed will is due and when the session expires, while it is
   // offline (broker::Deadlines); time_point{}: not scheduled.
   Clock::time_point will_due{};
   Clock::time_point expiry_due{};
+  // (The small fields last, beside online_: every session pays for padding.)
+  std::uint16_t next_packet_id = 1;
   bool wake_pending = false;
 
   void set_online(bool v) { online_.store(v, std::memory_order_relaxed); }
@@ -358,8 +359,8 @@ class Session {
   std::uint16_t allocate_packet_id();
 
  private:
-  const std::string client_id_;
   std::atomic<bool> online_{false};
+  const std::string client_id_;
 };
 
 using SessionPtr = std::shared_ptr<Session>;

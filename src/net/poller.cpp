@@ -94,7 +94,7 @@ void Poller::drain() {
 
 // ------------------------------------------------------- PolledSocket --
 
-PolledSocket::PolledSocket(Socket&& s) : executor_(s.get_executor()) {
+PolledSocket::PolledSocket(Socket&& s) : loop_(&s.get_executor().context()) {
   boost::system::error_code ec;
   fd_ = s.is_open() ? static_cast<int>(s.release(ec)) : -1;
   if (ec) fd_ = -1;
@@ -111,7 +111,7 @@ void PolledSocket::start_polling(LoopResident& owner, boost::system::error_code&
     ec = boost::asio::error::bad_descriptor;
     return;
   }
-  registered_ = Poller::local().add(fd_, owner, executor_, ec);
+  registered_ = Poller::local().add(fd_, owner, get_executor(), ec);
 }
 
 void PolledSocket::note(std::uint32_t events) {

@@ -88,7 +88,7 @@ class PolledSocket {
   PolledSocket(const PolledSocket&) = delete;
   PolledSocket& operator=(const PolledSocket&) = delete;
 
-  executor_type get_executor() const { return executor_; }
+  executor_type get_executor() const { return loop_->get_executor(); }
   int native_handle() const { return fd_; }
   bool is_open() const { return fd_ >= 0; }
 
@@ -128,7 +128,7 @@ class PolledSocket {
  private:
   void set_raw_option(int level, int name, const void* data, std::size_t size, boost::system::error_code& ec);
 
-  executor_type executor_;
+  boost::asio::io_context* loop_;  // not the executor: it is twice the size, on every connection
   int fd_ = -1;
   bool registered_ = false;
   bool readable_ = false;
