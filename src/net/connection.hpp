@@ -5,7 +5,8 @@
 // broker::Client. Everything here runs on the connection's own event loop;
 // the only entry points from other threads are wake() and kick(), which post.
 //
-// Reading: a TCP connection waits for readability and then reads into a
+// Reading: a TCP connection waits for readability (its loop's Poller, see
+// poller.hpp: no Asio socket state per connection) and then reads into a
 // per-thread buffer, so an idle connection holds no read buffer at all. A
 // busy one reads at most 256 KiB per turn of the loop, so one fast sender
 // cannot starve the other connections of its loop. A TLS connection reads
