@@ -38,6 +38,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -124,6 +125,11 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::uint64_t begin_group() override;
   void end_group(std::uint64_t group) override;
 
+  // For tests: called on the writer thread while it applies a batch that
+  // adds deliveries, after the batch's other changes and before the
+  // removals reported meanwhile cancel its inserts (set before start()).
+  void set_before_inserts(std::function<void()> hook) { before_inserts_ = std::move(hook); }
+
   // For tests and $SYS: transactions committed and changes written.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
   // Failed commits (each retried) and other errors of the writer thread.
@@ -182,6 +188,9 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   // once the store is stopping and everything is written.
   bool write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay);
   void apply(std::vector<Op>& batch);
+  // Cancels the inserts of deliveries first..last of the batch being
+  // applied whose removal is already in the journal (apply()).
+  void cancel_acknowledged(std::uint64_t first, std::uint64_t last);
   // The id of `m` on disk, writing it if it is not there (writer thread).
   std::uint64_t message_id(const MessagePtr& m, Overlay& overlay);
   void merge(Overlay& overlay);
@@ -204,7 +213,20 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::atomic<std::uint64_t> next_session_key_{1};
   std::size_t messages_loaded_ = 0;
 
+  // A delivery the batch being applied adds (apply()): its journal entry,
+  // what its row is written with, and whether a removal cancelled it.
+  struct Added {
+    Op* op = nullptr;
+    std::uint16_t packet_id = 0;
+    std::uint8_t state = 0;
+    bool cancelled = false;
+  };
+  // Op::state of a DeliveryAdd whose removal came in a later batch, before
+  // its insert was committed (cancel_acknowledged()).
+  static constexpr std::uint8_t kCancelledLater = 0xFF;
+
   // Writer thread only (and start-up, before it runs):
+  std::vector<Added> added_;
   std::unordered_map<std::uint64_t, Written> messages_;                // by id
   std::unordered_map<const broker::Message*, std::uint64_t> message_ids_;  // the same, by object
   std::uint64_t next_message_id_ = 1;
@@ -219,6 +241,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool writer_waiting_ = false;
   bool stopping_ = false;
   CommitListener commit_listener_;  // set before start()
+  std::function<void()> before_inserts_;  // tests only
   // First tickets of the groups in progress: the writer commits only what
   // comes before the earliest (guarded by mutex_).
   std::multiset<std::uint64_t> open_groups_;

@@ -8,7 +8,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -240,6 +242,55 @@ TEST_F(SqliteStoreTest, MessagesNoSessionNeedsAreDeleted) {
   }
   EXPECT_EQ(rows("messages"), 0);
   EXPECT_EQ(rows("deliveries"), 0);
+}
+
+// An acknowledgement that arrives after the writer took the delivery, but
+// before it inserted it, cancels the insert: the commit that covers the
+// delivery (and lets the publisher's PUBACK go) holds no row of it, and the
+// removal, committed later, has nothing left to do. The removal is held in
+// a group here, so that only the first commit can have dropped the row.
+TEST_F(SqliteStoreTest, AnAcknowledgementAfterTheWriterTookTheDeliveryStillLeavesNoRow) {
+  {
+    SqliteStore s(options());
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool writing = false, go = false;
+    s.set_before_inserts([&] {
+      std::unique_lock lock(mutex);
+      writing = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return go; });
+    });
+    s.start();
+    const auto a = s.session_saved("a", 0, 600, mqtt::Version::V5, nullptr);
+    wait_committed(s);
+    const auto d = delivery("t", "acknowledged late", 1);
+    const auto id = s.delivery_added(a, d);
+    const auto added = s.thread_ticket();
+    {
+      std::unique_lock lock(mutex);
+      ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return writing; }));
+    }
+    const auto group = s.begin_group();
+    s.delivery_removed(id);
+    {
+      std::lock_guard lock(mutex);
+      go = true;
+    }
+    cv.notify_all();
+    for (int i = 0; i < 5000 && s.committed() < added; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(s.committed(), added);
+    EXPECT_EQ(s.stored_messages(), 0u) << "the delivery was written although its acknowledgement had come";
+    s.end_group(group);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 0u);
+  }
+  EXPECT_EQ(rows("deliveries"), 0);
+  EXPECT_EQ(rows("messages"), 0);
+  SqliteStore s(options());
+  auto sessions = s.load_sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_TRUE(sessions[0].deliveries.empty());
 }
 
 // Rows nothing refers to (left by an older or interrupted petrel) are
