@@ -582,7 +582,8 @@ void Client::on_puback(const mqtt::AckView& a) {
     if (session_->generation != generation_) return;
     const bool persistent = session_->persistent();
     auto forget = [&](std::map<std::uint16_t, Inflight>::iterator it) {
-      if (it->second.delivery.store_id) store.delivery_removed(it->second.delivery.store_id);
+      if (it->second.delivery.store_id)
+        store.delivery_removed(it->second.delivery.store_id, *it->second.delivery.message);
       session_->inflight.erase(it);
     };
     if (a.type == PacketType::Pubrel) {

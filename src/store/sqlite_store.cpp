@@ -206,7 +206,7 @@ struct SqliteStore::Op {
   std::uint32_t number = 0;   // expiry interval, subscription id, packet id
   std::uint64_t id = 0;       // delivery id
   std::uint64_t session = 0;  // session key
-  MessagePtr message{};       // DeliveryAdd, RetainSet
+  MessagePtr message{};       // DeliveryAdd, DeliveryRemove, RetainSet
   std::unique_ptr<Detail> detail{};
 
   Detail& more() {
@@ -760,7 +760,9 @@ void SqliteStore::delivery_state(std::uint64_t id, std::uint16_t packet_id, brok
   push(Op{.kind = Op::Kind::DeliveryState, .state = static_cast<std::uint8_t>(state), .number = packet_id, .id = id});
 }
 
-void SqliteStore::delivery_removed(std::uint64_t id) { push(Op{.kind = Op::Kind::DeliveryRemove, .id = id}); }
+void SqliteStore::delivery_removed(std::uint64_t id, const broker::Message& message) {
+  push(Op{.kind = Op::Kind::DeliveryRemove, .id = id, .message = MessagePtr(&message)});
+}
 
 void SqliteStore::inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) {
   Op op{.kind = Op::Kind::Qos2Add, .number = packet_id};
@@ -1066,7 +1068,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
         prepare(delivery_insert(1).c_str()),
         prepare(delivery_insert(kRowsPerInsert).c_str()),
         prepare("UPDATE deliveries SET packet_id = ?, state = ? WHERE id = ?"),
-        prepare("DELETE FROM deliveries WHERE id = ? RETURNING message"),
+        prepare("DELETE FROM deliveries WHERE id = ?"),
         prepare("INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"),
         prepare("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?"),
         prepare("UPDATE sessions SET id = ? WHERE client_id = ?"),
@@ -1254,35 +1256,25 @@ void SqliteStore::apply(std::vector<Op>& batch) {
             added_[op.id - first].cancelled = true;
             break;
           }
-          auto* s = st->delivery_remove;
-          sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
-          const int rc = sqlite3_step(s);
-          const bool found = rc == SQLITE_ROW;
-          const auto message = found ? static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) : 0;
-          sqlite3_reset(s);
-          sqlite3_clear_bindings(s);
-          if (rc != SQLITE_DONE && rc != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
-          if (!found) break;
-          // The message's last stored delivery: the message goes too.
-          auto base = messages_.find(message);
-          auto created = ov.created.find(message);
-          const bool created_here = created != ov.created.end();
-          if ((base == messages_.end() || ov.erased.contains(message)) && !created_here) break;  // not ours
+          // Written by an earlier batch (or read at start): its row goes,
+          // and with the last stored delivery of its message, the message's.
+          sqlite3_bind_int64(st->delivery_remove, 1, static_cast<sqlite3_int64>(op.id));
+          run(st->delivery_remove);
+          if (sqlite3_changes(db_) == 0) break;  // not on disk (cannot happen)
+          // Its message is on disk as long as a stored delivery refers to
+          // it (message_ids_ holds it, so its address names it): the one
+          // the removal names.
+          auto base = message_ids_.find(op.message.get());
+          if (base == message_ids_.end()) break;  // not ours
+          const std::uint64_t message = base->second;
+          if (ov.erased.contains(message)) break;
           auto& change = ov.deliveries[message];
           --change;
-          const std::int64_t left =
-              (created_here ? 0 : static_cast<std::int64_t>(base->second.deliveries)) + change;
-          if (left <= 0) {
+          if (static_cast<std::int64_t>(messages_.at(message).deliveries) + change <= 0) {
             sqlite3_bind_int64(st->message_erase, 1, static_cast<sqlite3_int64>(message));
             run(st->message_erase);
             ov.erased.insert(message);
-            if (created_here) {
-              ov.created_ids.erase(created->second.get());
-              ov.created.erase(created);
-            }
           }
-          // The cached lookup may name an erased message: look it up again.
-          ov.last = nullptr;
           break;
         }
         case Op::Kind::Qos2Add:
@@ -1297,7 +1289,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           break;
       }
     }
-    if (!added_.empty()) {
+    if (std::any_of(added_.begin(), added_.end(), [](const Added& a) { return a.op && !a.cancelled; })) {
       if (before_inserts_) before_inserts_();
       cancel_acknowledged(first, last);
       for (auto& a : added_) {

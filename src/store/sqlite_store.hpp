@@ -114,7 +114,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   void subscription_removed(const std::string& client_id, const std::string& filter) override;
   std::uint64_t delivery_added(std::uint64_t session_key, const broker::Delivery& d) override;
   void delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) override;
-  void delivery_removed(std::uint64_t id) override;
+  void delivery_removed(std::uint64_t id, const broker::Message& message) override;
   void inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) override;
   void inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) override;
 
