@@ -1291,6 +1291,15 @@ void SqliteStore::apply(std::vector<Op>& batch) {
     }
     if (std::any_of(added_.begin(), added_.end(), [](const Added& a) { return a.op && !a.cancelled; })) {
       if (before_inserts_) before_inserts_();
+      // The deliveries left are mostly those in flight to online
+      // subscribers when the batch was taken, whose acknowledgements are
+      // on their way. Where the writer shares a core with the event loop
+      // (one core, or a busy machine), the loop reads them only when the
+      // writer lets it run: give it the core once, so that they cancel
+      // these inserts instead of costing an insert now and a delete in the
+      // next batch (bench/durable: 0.57 -> 0.41 µs of writer CPU per
+      // message). Nothing else runnable: it returns at once.
+      std::this_thread::yield();
       cancel_acknowledged(first, last);
       for (auto& a : added_) {
         if (a.cancelled || !a.op) continue;
