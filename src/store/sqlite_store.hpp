@@ -7,7 +7,9 @@
 // connections and cores), then publishes the last committed ticket and wakes
 // the connections whose acknowledgements were waiting for it. A QoS 1
 // delivery that is acknowledged before its insert is committed cancels out
-// within the batch and never reaches the disk.
+// and never reaches the disk: within the batch, or, if the acknowledgement
+// comes while the writer applies the batch, just before the batch's
+// inserts, which come after its other changes (apply()).
 //
 // Each message is written once (schema version 3, issue 16): a `messages`
 // row holds its content, and each stored delivery is a short `deliveries`
