@@ -292,7 +292,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
       ++r.expired_sessions;
       // Its will is due now: the session ended while the broker was down.
       if (st.will) will_due(*st.will, restored_identity(st), wills_due);
-      for (const auto& sd : st.deliveries) session_store_.delivery_removed(sd.id);
+      for (const auto& sd : st.deliveries) session_store_.delivery_removed(sd.id, *sd.delivery.message);
       session_store_.session_deleted(st.client_id);
       continue;
     }
@@ -315,7 +315,7 @@ Broker::Restored Broker::restore(std::vector<StoredSession> stored) {
       // (MQTT-4.3.3-7): only queued ones expire.
       if (!sd.packet_id && sd.delivery.message->expired(now)) {
         ++r.expired_messages;
-        session_store_.delivery_removed(sd.id);
+        session_store_.delivery_removed(sd.id, *sd.delivery.message);
         continue;
       }
       sd.delivery.store_id = sd.id;

@@ -582,7 +582,8 @@ void Client::on_puback(const mqtt::AckView& a) {
     if (session_->generation != generation_) return;
     const bool persistent = session_->persistent();
     auto forget = [&](std::map<std::uint16_t, Inflight>::iterator it) {
-      if (it->second.delivery.store_id) store.delivery_removed(it->second.delivery.store_id);
+      if (it->second.delivery.store_id)
+        store.delivery_removed(it->second.delivery.store_id, *it->second.delivery.message);
       session_->inflight.erase(it);
     };
     if (a.type == PacketType::Pubrel) {
@@ -859,7 +860,11 @@ void Client::hold_until(std::uint64_t ticket) {
   auto& store = broker_.session_store();
   if (store.committed() >= ticket) return;
   held_.push_back(Held{ticket, {}});
-  broker_.wake_when_committed(ticket, transport_.shared_link());
+  // One wake-up at a time: the commit that releases the front releases
+  // what it can, and release_held() waits for the next front. A waiter per
+  // held acknowledgement cost the writer thread a wake-up (a post to this
+  // loop) per PUBLISH.
+  if (held_.size() == 1) broker_.wake_when_committed(ticket, transport_.shared_link());
 }
 
 void Client::send_held_connack() {
@@ -878,7 +883,11 @@ void Client::release_held() {
   if (n) {
     connack_held_ = false;
     held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
-    if (held_.empty()) held_.shrink_to_fit();
+    if (held_.empty()) {
+      held_.shrink_to_fit();
+    } else {
+      broker_.wake_when_committed(held_.front().ticket, transport_.shared_link());
+    }
   }
 }
 

@@ -12,7 +12,8 @@ using mqtt::PacketType;
 bool forget_inflight(Session& session, std::uint16_t packet_id, SessionStore& store) {
   auto it = session.inflight.find(packet_id);
   if (it == session.inflight.end()) return false;
-  if (it->second.delivery.store_id) store.delivery_removed(it->second.delivery.store_id);
+  if (it->second.delivery.store_id)
+    store.delivery_removed(it->second.delivery.store_id, *it->second.delivery.message);
   session.inflight.erase(it);
   return true;
 }
@@ -23,7 +24,8 @@ AckResult acknowledge(Session& session, PacketType type, std::uint16_t packet_id
   if (it == session.inflight.end()) return AckResult::UnknownId;
   auto done = [&] {
     if (completed) *completed = it->second.delivery;
-    if (it->second.delivery.store_id) store.delivery_removed(it->second.delivery.store_id);
+    if (it->second.delivery.store_id)
+    store.delivery_removed(it->second.delivery.store_id, *it->second.delivery.message);
     session.inflight.erase(it);
     return AckResult::Completed;
   };

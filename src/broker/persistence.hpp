@@ -18,7 +18,8 @@
 // names its session by a number, not by its client id. A stored delivery
 // refers to its message, which a durable store writes once however many
 // sessions it is queued for, and deletes when no stored delivery refers to it
-// any more; so it must hear of every stored delivery's end: a session that
+// any more; so it must hear of every stored delivery's end, with its message
+// (delivery_removed): a session that
 // ends (or stops being stored) reports each of its stored deliveries removed
 // before session_deleted (Session::forget_stored). A store that keeps no
 // sessions (the memory store) gives key 0, and then is not told of
@@ -111,8 +112,11 @@ class SessionStore {
   virtual std::uint64_t delivery_added(std::uint64_t session_key, const Delivery& d) = 0;
   // The delivery was sent with `packet_id`, or its QoS 2 flow moved on.
   virtual void delivery_state(std::uint64_t id, std::uint16_t packet_id, OutState state) = 0;
-  // Acknowledged, expired or dropped.
-  virtual void delivery_removed(std::uint64_t id) = 0;
+  // Acknowledged, expired or dropped. `message` is the delivery's message
+  // (the one it was added with): a store that writes each message once
+  // learns from it which message row the delivery named, without reading
+  // the delivery back.
+  virtual void delivery_removed(std::uint64_t id, const Message& message) = 0;
   // Inbound QoS 2: PUBREC sent, PUBREL awaited.
   virtual void inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) = 0;
   virtual void inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) = 0;

@@ -169,12 +169,12 @@ void Session::pop_front() { (void)take_front(); }
 
 void Session::forget_stored(SessionStore& store) {
   queue.for_each([&](QueuedDelivery& q) {
-    if (q.store_id) store.delivery_removed(q.store_id);
+    if (q.store_id) store.delivery_removed(q.store_id, *q.message);
     q.store_id = 0;
   });
   if (!inflight.empty())
     for (auto& [id, f] : inflight) {
-      if (f.delivery.store_id) store.delivery_removed(f.delivery.store_id);
+      if (f.delivery.store_id) store.delivery_removed(f.delivery.store_id, *f.delivery.message);
       f.delivery.store_id = 0;
     }
   store_key = 0;
@@ -202,7 +202,7 @@ DrainResult Session::drain(const DrainLimits& limits, Clock::time_point now, Ses
     const std::size_t size = expired ? 0 : publish_wire_size(*q.message, q.qos, queue.front_ids(), limits.version);
     if (expired || size > limits.max_packet_size) {
       // MQTT 5 3.1.2.11.4: a packet over the client's maximum is discarded.
-      if (q.store_id) store.delivery_removed(q.store_id);
+      if (q.store_id) store.delivery_removed(q.store_id, *q.message);
       pop_front();
       ++r.dropped;
       continue;

@@ -142,7 +142,7 @@ class MemorySessionStore final : public SessionStore {
   void subscription_removed(const std::string&, const std::string&) override {}
   std::uint64_t delivery_added(std::uint64_t, const broker::Delivery&) override { return 0; }
   void delivery_state(std::uint64_t, std::uint16_t, broker::OutState) override {}
-  void delivery_removed(std::uint64_t) override {}
+  void delivery_removed(std::uint64_t, const broker::Message&) override {}
   void inbound_qos2_added(const std::string&, std::uint16_t) override {}
   void inbound_qos2_removed(const std::string&, std::uint16_t) override {}
 };

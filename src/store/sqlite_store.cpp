@@ -155,7 +155,7 @@ namespace {
 std::string delivery_insert(std::size_t n) {
   std::string sql =
       "INSERT INTO deliveries (id, session, message, qos, retain, packet_id, state, subscription_ids) VALUES ";
-  for (std::size_t i = 0; i < n; ++i) sql += i ? ",(?,?,?,?,?,0,0,?)" : "(?,?,?,?,?,0,0,?)";
+  for (std::size_t i = 0; i < n; ++i) sql += i ? ",(?,?,?,?,?,?,?,?)" : "(?,?,?,?,?,?,?,?)";
   return sql;
 }
 }  // namespace
@@ -201,12 +201,12 @@ struct SqliteStore::Op {
   };
   Kind kind;
   std::uint8_t qos = 0;
-  std::uint8_t state = 0;
+  std::uint8_t state = 0;     // DeliveryState; DeliveryAdd: kCancelledLater once cancelled
   bool retain = false;
   std::uint32_t number = 0;   // expiry interval, subscription id, packet id
   std::uint64_t id = 0;       // delivery id
   std::uint64_t session = 0;  // session key
-  MessagePtr message{};       // DeliveryAdd, RetainSet
+  MessagePtr message{};       // DeliveryAdd, DeliveryRemove, RetainSet
   std::unique_ptr<Detail> detail{};
 
   Detail& more() {
@@ -760,7 +760,9 @@ void SqliteStore::delivery_state(std::uint64_t id, std::uint16_t packet_id, brok
   push(Op{.kind = Op::Kind::DeliveryState, .state = static_cast<std::uint8_t>(state), .number = packet_id, .id = id});
 }
 
-void SqliteStore::delivery_removed(std::uint64_t id) { push(Op{.kind = Op::Kind::DeliveryRemove, .id = id}); }
+void SqliteStore::delivery_removed(std::uint64_t id, const broker::Message& message) {
+  push(Op{.kind = Op::Kind::DeliveryRemove, .id = id, .message = MessagePtr(&message)});
+}
 
 void SqliteStore::inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) {
   Op op{.kind = Op::Kind::Qos2Add, .number = packet_id};
@@ -1010,6 +1012,27 @@ void SqliteStore::merge(Overlay& ov) {
   stored_messages_.store(messages_.size(), std::memory_order_relaxed);
 }
 
+void SqliteStore::cancel_acknowledged(std::uint64_t first, std::uint64_t last) {
+  // Deliveries of this batch whose acknowledgement (or other removal) was
+  // reported after the batch was taken, while its other changes were being
+  // written: neither the row nor its removal needs the disk. The commit
+  // then covers the insert's ticket without the row, which is the state
+  // after the acknowledgement that the broker has already received; if
+  // petrel stops before the removal's own ticket is committed, the delivery
+  // is simply not there, as the acknowledgement said. The insert is marked
+  // cancelled in the batch (kept if the batch is retried) and the removal
+  // emptied (id 0) in the journal.
+  std::lock_guard lock(mutex_);
+  for (auto& op : pending_) {
+    if (op.kind != Op::Kind::DeliveryRemove || op.id < first || op.id > last) continue;
+    Added& a = added_[op.id - first];
+    if (!a.op) continue;
+    a.op->state = kCancelledLater;
+    a.cancelled = true;
+    op.id = 0;
+  }
+}
+
 void SqliteStore::apply(std::vector<Op>& batch) {
   fault::check("store", "write");
   if (!statements_for_writes_) {
@@ -1045,7 +1068,7 @@ void SqliteStore::apply(std::vector<Op>& batch) {
         prepare(delivery_insert(1).c_str()),
         prepare(delivery_insert(kRowsPerInsert).c_str()),
         prepare("UPDATE deliveries SET packet_id = ?, state = ? WHERE id = ?"),
-        prepare("DELETE FROM deliveries WHERE id = ? RETURNING message"),
+        prepare("DELETE FROM deliveries WHERE id = ?"),
         prepare("INSERT OR IGNORE INTO inbound_qos2 (client_id, packet_id) VALUES (?,?)"),
         prepare("DELETE FROM inbound_qos2 WHERE client_id = ? AND packet_id = ?"),
         prepare("UPDATE sessions SET id = ? WHERE client_id = ?"),
@@ -1079,27 +1102,25 @@ void SqliteStore::apply(std::vector<Op>& batch) {
   };
 
   // A delivery added and removed within one batch never needs the disk.
-  // Delivery ids increase in journal order, so the deliveries added by this
-  // batch are those from its first DeliveryAdd's id on.
-  std::uint64_t first_added = std::numeric_limits<std::uint64_t>::max();
+  // Delivery ids are given in journal order, one after the other, so the
+  // deliveries this batch adds are the ids from its first DeliveryAdd to its
+  // last, all of them: added[id - first] is each one's entry.
+  std::uint64_t first = 0, last = 0;
   for (const auto& op : batch)
     if (op.kind == Op::Kind::DeliveryAdd) {
-      first_added = op.id;
-      break;
+      if (!first) first = op.id;
+      last = op.id;
     }
-  std::vector<std::uint64_t> cancelled;
-  for (const auto& op : batch)
-    if (op.kind == Op::Kind::DeliveryRemove && op.id >= first_added) cancelled.push_back(op.id);
-  std::sort(cancelled.begin(), cancelled.end());
-  auto is_cancelled = [&](std::uint64_t id) {
-    return id >= first_added && std::binary_search(cancelled.begin(), cancelled.end(), id);
-  };
+  auto in_batch = [&](std::uint64_t id) { return first && id >= first && id <= last; };
+  added_.assign(first ? last - first + 1 : 0, Added{});
 
-  // Stored deliveries are inserted kRowsPerInsert to a statement: one
-  // statement keeps its cursor at the end of the table, where the rows go,
-  // instead of seeking there for each (a fan-out's rows take 40 % less time).
+  // Stored deliveries are inserted kRowsPerInsert to a statement, after
+  // every other change of the batch: one statement keeps its cursor at the
+  // end of the table, where the rows go, instead of seeking there for each
+  // (a fan-out's rows take 40 % less time), and acknowledgements that
+  // arrive meanwhile can still cancel them (cancel_acknowledged()).
   struct Row {
-    const Op* op;
+    const Added* add;
     std::uint64_t message;
   };
   std::vector<Row> rows;
@@ -1107,21 +1128,24 @@ void SqliteStore::apply(std::vector<Op>& batch) {
   std::string ids;
   auto insert_rows = [&] {
     auto bind = [&](sqlite3_stmt* s, int base, const Row& r) {
-      sqlite3_bind_int64(s, base + 1, static_cast<sqlite3_int64>(r.op->id));
-      sqlite3_bind_int64(s, base + 2, static_cast<sqlite3_int64>(r.op->session));
+      const Op& op = *r.add->op;
+      sqlite3_bind_int64(s, base + 1, static_cast<sqlite3_int64>(op.id));
+      sqlite3_bind_int64(s, base + 2, static_cast<sqlite3_int64>(op.session));
       sqlite3_bind_int64(s, base + 3, static_cast<sqlite3_int64>(r.message));
-      sqlite3_bind_int(s, base + 4, r.op->qos);
-      sqlite3_bind_int(s, base + 5, r.op->retain);
-      if (r.op->detail && !r.op->detail->subscription_ids.empty()) {
+      sqlite3_bind_int(s, base + 4, op.qos);
+      sqlite3_bind_int(s, base + 5, op.retain);
+      sqlite3_bind_int(s, base + 6, r.add->packet_id);
+      sqlite3_bind_int(s, base + 7, r.add->state);
+      if (op.detail && !op.detail->subscription_ids.empty()) {
         // Bound as a copy: the rows of one statement each have their own.
-        ids = encode_ids(r.op->detail->subscription_ids);
-        sqlite3_bind_blob(s, base + 6, ids.data(), static_cast<int>(ids.size()), SQLITE_TRANSIENT);
+        ids = encode_ids(op.detail->subscription_ids);
+        sqlite3_bind_blob(s, base + 8, ids.data(), static_cast<int>(ids.size()), SQLITE_TRANSIENT);
       } else {
-        sqlite3_bind_null(s, base + 6);
+        sqlite3_bind_null(s, base + 8);
       }
     };
     if (rows.size() == kRowsPerInsert) {
-      for (std::size_t i = 0; i < rows.size(); ++i) bind(st->delivery_add_many, static_cast<int>(i) * 6, rows[i]);
+      for (std::size_t i = 0; i < rows.size(); ++i) bind(st->delivery_add_many, static_cast<int>(i) * 8, rows[i]);
       run(st->delivery_add_many);
     } else {
       for (const auto& r : rows) {
@@ -1135,11 +1159,8 @@ void SqliteStore::apply(std::vector<Op>& batch) {
   run(st->begin);
   try {
     std::string scratch;
-    for (const auto& op : batch) {
+    for (auto& op : batch) {
       const Detail* d = op.detail.get();
-      // Rows waiting for a full statement go in before any other change
-      // (which may be about them).
-      if (op.kind != Op::Kind::DeliveryAdd && !rows.empty()) insert_rows();
       switch (op.kind) {
         case Op::Kind::RetainSet: {
           auto* s = st->retain_set;
@@ -1211,50 +1232,49 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           text(st->sub_remove, 2, d->filter);
           run(st->sub_remove);
           break;
-        case Op::Kind::DeliveryAdd:
-          if (is_cancelled(op.id)) break;
-          rows.push_back(Row{&op, message_id(op.message, ov)});
-          ++*ov.last_count;
-          if (rows.size() == kRowsPerInsert) insert_rows();
+        case Op::Kind::DeliveryAdd: {
+          Added& a = added_[op.id - first];
+          a.op = &op;
+          a.cancelled = op.state == kCancelledLater;
           break;
+        }
         case Op::Kind::DeliveryState:
-          if (is_cancelled(op.id)) break;
+          if (in_batch(op.id)) {  // its row is not written yet: written so
+            Added& a = added_[op.id - first];
+            a.packet_id = static_cast<std::uint16_t>(op.number);
+            a.state = op.state;
+            break;
+          }
           sqlite3_bind_int(st->delivery_state, 1, static_cast<int>(op.number));
           sqlite3_bind_int(st->delivery_state, 2, op.state);
           sqlite3_bind_int64(st->delivery_state, 3, static_cast<sqlite3_int64>(op.id));
           run(st->delivery_state);
           break;
         case Op::Kind::DeliveryRemove: {
-          if (is_cancelled(op.id)) break;
-          auto* s = st->delivery_remove;
-          sqlite3_bind_int64(s, 1, static_cast<sqlite3_int64>(op.id));
-          const int rc = sqlite3_step(s);
-          const bool found = rc == SQLITE_ROW;
-          const auto message = found ? static_cast<std::uint64_t>(sqlite3_column_int64(s, 0)) : 0;
-          sqlite3_reset(s);
-          sqlite3_clear_bindings(s);
-          if (rc != SQLITE_DONE && rc != SQLITE_ROW) throw StoreError(sqlite3_errmsg(db_));
-          if (!found) break;
-          // The message's last stored delivery: the message goes too.
-          auto base = messages_.find(message);
-          auto created = ov.created.find(message);
-          const bool created_here = created != ov.created.end();
-          if ((base == messages_.end() || ov.erased.contains(message)) && !created_here) break;  // not ours
+          if (op.id == 0) break;  // it cancelled an insert of an earlier batch
+          if (in_batch(op.id)) {
+            added_[op.id - first].cancelled = true;
+            break;
+          }
+          // Written by an earlier batch (or read at start): its row goes,
+          // and with the last stored delivery of its message, the message's.
+          sqlite3_bind_int64(st->delivery_remove, 1, static_cast<sqlite3_int64>(op.id));
+          run(st->delivery_remove);
+          if (sqlite3_changes(db_) == 0) break;  // not on disk (cannot happen)
+          // Its message is on disk as long as a stored delivery refers to
+          // it (message_ids_ holds it, so its address names it): the one
+          // the removal names.
+          auto base = message_ids_.find(op.message.get());
+          if (base == message_ids_.end()) break;  // not ours
+          const std::uint64_t message = base->second;
+          if (ov.erased.contains(message)) break;
           auto& change = ov.deliveries[message];
           --change;
-          const std::int64_t left =
-              (created_here ? 0 : static_cast<std::int64_t>(base->second.deliveries)) + change;
-          if (left <= 0) {
+          if (static_cast<std::int64_t>(messages_.at(message).deliveries) + change <= 0) {
             sqlite3_bind_int64(st->message_erase, 1, static_cast<sqlite3_int64>(message));
             run(st->message_erase);
             ov.erased.insert(message);
-            if (created_here) {
-              ov.created_ids.erase(created->second.get());
-              ov.created.erase(created);
-            }
           }
-          // The cached lookup may name an erased message: look it up again.
-          ov.last = nullptr;
           break;
         }
         case Op::Kind::Qos2Add:
@@ -1269,7 +1289,26 @@ void SqliteStore::apply(std::vector<Op>& batch) {
           break;
       }
     }
-    if (!rows.empty()) insert_rows();
+    if (std::any_of(added_.begin(), added_.end(), [](const Added& a) { return a.op && !a.cancelled; })) {
+      if (before_inserts_) before_inserts_();
+      // The deliveries left are mostly those in flight to online
+      // subscribers when the batch was taken, whose acknowledgements are
+      // on their way. Where the writer shares a core with the event loop
+      // (one core, or a busy machine), the loop reads them only when the
+      // writer lets it run: give it the core once, so that they cancel
+      // these inserts instead of costing an insert now and a delete in the
+      // next batch (bench/durable: 0.57 -> 0.41 µs of writer CPU per
+      // message). Nothing else runnable: it returns at once.
+      std::this_thread::yield();
+      cancel_acknowledged(first, last);
+      for (auto& a : added_) {
+        if (a.cancelled || !a.op) continue;
+        rows.push_back(Row{&a, message_id(a.op->message, ov)});
+        ++*ov.last_count;
+        if (rows.size() == kRowsPerInsert) insert_rows();
+      }
+      if (!rows.empty()) insert_rows();
+    }
     run(st->commit);
   } catch (...) {
     sqlite3_step(st->rollback);

@@ -7,7 +7,9 @@
 // connections and cores), then publishes the last committed ticket and wakes
 // the connections whose acknowledgements were waiting for it. A QoS 1
 // delivery that is acknowledged before its insert is committed cancels out
-// within the batch and never reaches the disk.
+// and never reaches the disk: within the batch, or, if the acknowledgement
+// comes while the writer applies the batch, just before the batch's
+// inserts, which come after its other changes (apply()).
 //
 // Each message is written once (schema version 3, issue 16): a `messages`
 // row holds its content, and each stored delivery is a short `deliveries`
@@ -38,6 +40,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -113,7 +116,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   void subscription_removed(const std::string& client_id, const std::string& filter) override;
   std::uint64_t delivery_added(std::uint64_t session_key, const broker::Delivery& d) override;
   void delivery_state(std::uint64_t id, std::uint16_t packet_id, broker::OutState state) override;
-  void delivery_removed(std::uint64_t id) override;
+  void delivery_removed(std::uint64_t id, const broker::Message& message) override;
   void inbound_qos2_added(const std::string& client_id, std::uint16_t packet_id) override;
   void inbound_qos2_removed(const std::string& client_id, std::uint16_t packet_id) override;
 
@@ -123,6 +126,11 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   void set_commit_listener(CommitListener listener) override { commit_listener_ = std::move(listener); }
   std::uint64_t begin_group() override;
   void end_group(std::uint64_t group) override;
+
+  // For tests: called on the writer thread while it applies a batch that
+  // adds deliveries, after the batch's other changes and before the
+  // removals reported meanwhile cancel its inserts (set before start()).
+  void set_before_inserts(std::function<void()> hook) { before_inserts_ = std::move(hook); }
 
   // For tests and $SYS: transactions committed and changes written.
   std::uint64_t commits() const { return commits_.load(std::memory_order_relaxed); }
@@ -182,6 +190,9 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   // once the store is stopping and everything is written.
   bool write_batch(std::vector<Op>& batch, std::chrono::milliseconds& retry_delay);
   void apply(std::vector<Op>& batch);
+  // Cancels the inserts of deliveries first..last of the batch being
+  // applied whose removal is already in the journal (apply()).
+  void cancel_acknowledged(std::uint64_t first, std::uint64_t last);
   // The id of `m` on disk, writing it if it is not there (writer thread).
   std::uint64_t message_id(const MessagePtr& m, Overlay& overlay);
   void merge(Overlay& overlay);
@@ -204,7 +215,20 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   std::atomic<std::uint64_t> next_session_key_{1};
   std::size_t messages_loaded_ = 0;
 
+  // A delivery the batch being applied adds (apply()): its journal entry,
+  // what its row is written with, and whether a removal cancelled it.
+  struct Added {
+    Op* op = nullptr;
+    std::uint16_t packet_id = 0;
+    std::uint8_t state = 0;
+    bool cancelled = false;
+  };
+  // Op::state of a DeliveryAdd whose removal came in a later batch, before
+  // its insert was committed (cancel_acknowledged()).
+  static constexpr std::uint8_t kCancelledLater = 0xFF;
+
   // Writer thread only (and start-up, before it runs):
+  std::vector<Added> added_;
   std::unordered_map<std::uint64_t, Written> messages_;                // by id
   std::unordered_map<const broker::Message*, std::uint64_t> message_ids_;  // the same, by object
   std::uint64_t next_message_id_ = 1;
@@ -219,6 +243,7 @@ class SqliteStore final : public RetainedStore, public SessionStore {
   bool writer_waiting_ = false;
   bool stopping_ = false;
   CommitListener commit_listener_;  // set before start()
+  std::function<void()> before_inserts_;  // tests only
   // First tickets of the groups in progress: the writer commits only what
   // comes before the earliest (guarded by mutex_).
   std::multiset<std::uint64_t> open_groups_;

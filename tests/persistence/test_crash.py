@@ -250,3 +250,50 @@ def test_acknowledged_subscription_survives_crash(petrel):
         assert h.publish(p, f"sa/t{i}", b"t%d" % i, qos=1) == 0x00, \
             f"attempt {i}: the subscription to sa/t{i} acknowledged before the crash is gone"
         assert h.receive(s).fields["payload"] == b"t%d" % i
+
+
+def test_online_qos1_subscriber_keeps_what_it_did_not_acknowledge(petrel):
+    """An online persistent QoS 1 subscriber acknowledges every message but every 20th. The store drops a
+    delivery whose acknowledgement arrives before its row is committed (within the writer's batch, or while
+    the writer is writing it, across batches), so most of these never reach the disk. petrel is killed
+    mid-stream (SIGKILL). After the restart the subscriber resumes its session: every message the publisher
+    had a PUBACK for and the subscriber had not acknowledged comes to it (again): an acknowledgement cancels
+    its own delivery's row and nothing else."""
+    topic = "crash/withheld"
+
+    def withheld(payload: bytes) -> bool:
+        return payload[:6].isdigit() and _number(payload) % 20 == 0
+
+    class Subscriber(m.AsyncClient):
+        def _handle(self, p: m.Packet) -> None:
+            if p.type == m.PUBLISH and withheld(p.fields["payload"]):
+                with self.hub.cond:  # recorded, never acknowledged
+                    self.publishes.append(p)
+                    self.counts[p.type] += 1
+                    self.hub.cond.notify_all()
+                return
+            super()._handle(p)
+
+    b = petrel.start()
+    sub = h.track(Subscriber(b.port, version=5, name="withheld-sub", timeout=h.TIMEOUT))
+    sub.connect("withheld-sub", clean=True, properties=h.SESSION)
+    assert sub.subscribe(1, [(topic, 1)]) == [1]
+    stream = h.Stream(b, "withheld-pub", topic, 1)
+    stream.wait_acked(KILL_AFTER)
+
+    b = petrel.restart(b, crash=True)
+    stream.join()
+    sub.wait_for(lambda: sub.closed, "the subscriber's connection to end", 3 * h.TIMEOUT)
+    acked = stream.acked()
+    with sub.hub.cond:
+        before = {_number(p.fields["payload"]) for p in sub.publishes}
+    acknowledged = {n for n in before if n % 20}
+    assert any(n % 20 == 0 for n in acked), "nothing the subscriber withheld was acknowledged to the publisher"
+
+    s = h.connect(b, "withheld-sub", clean=False, expiry=300)
+    assert h.session_present(s) == 1
+    h.sentinel(b, topic, b"sentinel-1")
+    after = {_number(p.fields["payload"]) for p in h.receive_until(s, b"sentinel-1")[:-1]}
+    lost = sorted(set(acked) - acknowledged - after)
+    assert not lost, f"{len(lost)} messages acknowledged to the publisher and not by the subscriber lost: " \
+        f"{lost[:20]}"

@@ -8,7 +8,9 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <condition_variable>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <set>
 #include <thread>
@@ -127,9 +129,10 @@ TEST_F(SqliteStoreTest, CommitsAdvanceTicketsAndAckedDeliveriesAreGone) {
     SqliteStore s(options());
     s.start();
     const auto a = s.session_saved("a", 0, 60, mqtt::Version::V5, nullptr);
-    const auto id = s.delivery_added(a, delivery("t", "p", 1));
+    const auto d = delivery("t", "p", 1);
+    const auto id = s.delivery_added(a, d);
     s.delivery_state(id, 1, broker::OutState::AwaitPuback);
-    s.delivery_removed(id);
+    s.delivery_removed(id, *d.message);
     const auto ticket = s.thread_ticket();
     EXPECT_GT(ticket, 0u);
     // The writer commits without being asked; wait (bounded) for it.
@@ -195,10 +198,10 @@ TEST_F(SqliteStoreTest, MessagesNoSessionNeedsAreDeleted) {
     const auto to_b = s.delivery_added(b, m);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 1u);
-    s.delivery_removed(to_a);
+    s.delivery_removed(to_a, *m.message);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 1u) << "b still needs it";
-    s.delivery_removed(to_b);
+    s.delivery_removed(to_b, *m.message);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 0u);
 
@@ -209,18 +212,20 @@ TEST_F(SqliteStoreTest, MessagesNoSessionNeedsAreDeleted) {
 
     // Added and acknowledged within one transaction: nothing is left behind.
     const auto group = s.begin_group();
-    const auto brief = s.delivery_added(b, delivery("t", "brief", 1));
-    s.delivery_removed(brief);
+    const auto brief_delivery = delivery("t", "brief", 1);
+    const auto brief = s.delivery_added(b, brief_delivery);
+    s.delivery_removed(brief, *brief_delivery.message);
     s.end_group(group);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 1u);
 
     // A session that ends: its stored deliveries are removed, then it is.
     const auto c = s.session_saved("c", 0, 600, mqtt::Version::V5, nullptr);
-    const auto to_c = s.delivery_added(c, delivery("t", "for c", 1));
+    const auto for_c = delivery("t", "for c", 1);
+    const auto to_c = s.delivery_added(c, for_c);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 2u);
-    s.delivery_removed(to_c);
+    s.delivery_removed(to_c, *for_c.message);
     s.session_deleted("c");
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 1u);
@@ -233,13 +238,68 @@ TEST_F(SqliteStoreTest, MessagesNoSessionNeedsAreDeleted) {
     auto sessions = s.load_sessions();
     EXPECT_EQ(s.stored_messages(), 1u);
     ASSERT_EQ(sessions.size(), 2u);
+    // Removed with the message it was read back with.
+    const broker::Message* restored = nullptr;
+    for (const auto& st : sessions)
+      for (const auto& sd : st.deliveries)
+        if (sd.id == kept) restored = sd.delivery.message.get();
+    ASSERT_NE(restored, nullptr);
     s.start();
-    s.delivery_removed(kept);
+    s.delivery_removed(kept, *restored);
     wait_committed(s);
     EXPECT_EQ(s.stored_messages(), 0u);
   }
   EXPECT_EQ(rows("messages"), 0);
   EXPECT_EQ(rows("deliveries"), 0);
+}
+
+// An acknowledgement that arrives after the writer took the delivery, but
+// before it inserted it, cancels the insert: the commit that covers the
+// delivery (and lets the publisher's PUBACK go) holds no row of it, and the
+// removal, committed later, has nothing left to do. The removal is held in
+// a group here, so that only the first commit can have dropped the row.
+TEST_F(SqliteStoreTest, AnAcknowledgementAfterTheWriterTookTheDeliveryStillLeavesNoRow) {
+  {
+    SqliteStore s(options());
+    std::mutex mutex;
+    std::condition_variable cv;
+    bool writing = false, go = false;
+    s.set_before_inserts([&] {
+      std::unique_lock lock(mutex);
+      writing = true;
+      cv.notify_all();
+      cv.wait(lock, [&] { return go; });
+    });
+    s.start();
+    const auto a = s.session_saved("a", 0, 600, mqtt::Version::V5, nullptr);
+    wait_committed(s);
+    const auto d = delivery("t", "acknowledged late", 1);
+    const auto id = s.delivery_added(a, d);
+    const auto added = s.thread_ticket();
+    {
+      std::unique_lock lock(mutex);
+      ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(5), [&] { return writing; }));
+    }
+    const auto group = s.begin_group();
+    s.delivery_removed(id, *d.message);
+    {
+      std::lock_guard lock(mutex);
+      go = true;
+    }
+    cv.notify_all();
+    for (int i = 0; i < 5000 && s.committed() < added; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    ASSERT_GE(s.committed(), added);
+    EXPECT_EQ(s.stored_messages(), 0u) << "the delivery was written although its acknowledgement had come";
+    s.end_group(group);
+    wait_committed(s);
+    EXPECT_EQ(s.stored_messages(), 0u);
+  }
+  EXPECT_EQ(rows("deliveries"), 0);
+  EXPECT_EQ(rows("messages"), 0);
+  SqliteStore s(options());
+  auto sessions = s.load_sessions();
+  ASSERT_EQ(sessions.size(), 1u);
+  EXPECT_TRUE(sessions[0].deliveries.empty());
 }
 
 // Rows nothing refers to (left by an older or interrupted petrel) are
