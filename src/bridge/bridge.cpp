@@ -784,7 +784,11 @@ void Bridge::hold_if_stored_since(std::uint64_t mark) {
   const std::uint64_t ticket = store.thread_ticket();
   if (ticket == mark || store.committed() >= ticket) return;
   held_.push_back(Held{ticket, {}});
-  broker_.wake_when_committed(ticket, std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
+  // One wake-up at a time, as broker::Client does: the front's commit
+  // releases what it can and release_held() waits for the next front (a
+  // waiter per held acknowledgement cost the store's writer a post per message).
+  if (held_.size() == 1)
+    broker_.wake_when_committed(ticket, std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
 }
 
 void Bridge::release_held() {
@@ -794,6 +798,9 @@ void Bridge::release_held() {
   for (; n < held_.size() && held_[n].ticket <= committed; ++n) out_.append(held_[n].bytes);
   if (n) {
     held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
+    if (!held_.empty())
+      broker_.wake_when_committed(held_.front().ticket,
+                                  std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
     write();
   }
 }

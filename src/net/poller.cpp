@@ -19,6 +19,14 @@ boost::system::error_code last_error() {
   return {errno, boost::system::system_category()};
 }
 
+// After a read or write that failed (not EINTR): EAGAIN means the socket is
+// drained (or full), so the edge it announced is spent.
+boost::system::error_code failure(bool& edge) {
+  if (errno != EAGAIN && errno != EWOULDBLOCK) return last_error();
+  edge = false;
+  return boost::asio::error::would_block;
+}
+
 }  // namespace
 
 // ------------------------------------------------------------- Poller --
@@ -150,12 +158,7 @@ std::size_t PolledSocket::read_some(boost::asio::mutable_buffer b, boost::system
       return 0;
     }
     if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) {
-      readable_ = false;
-      ec = boost::asio::error::would_block;
-    } else {
-      ec = last_error();
-    }
+    ec = failure(readable_);
     return 0;
   }
 }
@@ -177,12 +180,7 @@ std::size_t PolledSocket::write_some(const std::vector<boost::asio::const_buffer
     const ssize_t n = ::sendmsg(fd_, &m, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
-      if (errno == EAGAIN || errno == EWOULDBLOCK) {
-        writable_ = false;
-        ec = boost::asio::error::would_block;
-      } else {
-        ec = last_error();
-      }
+      ec = failure(writable_);
       return total;
     }
     total += static_cast<std::size_t>(n);
