@@ -118,6 +118,19 @@ std::shared_ptr<ssl::context> make_tls_context(const TlsSettings& s) {
     SSL_CTX_set_verify(native, SSL_VERIFY_NONE, nullptr);
   }
 
+  // The chain petrel sends with its certificate, built once here. When the
+  // certificate file holds no chain, OpenSSL otherwise builds one on every
+  // handshake: an X509_verify_cert of petrel's own certificate against the
+  // CA store (issuer lookups, a signature check, allocations and locks),
+  // about a tenth of a mutual-TLS handshake's CPU (docs/benchmarks.md, issue
+  // 17). Built the same way (what the store has of it, the root included
+  // when it is there; errors ignored, as OpenSSL ignores them per handshake),
+  // so what goes on the wire does not change. A chain in the file is kept.
+  STACK_OF(X509)* chain = nullptr;
+  if (SSL_CTX_get0_chain_certs(native, &chain) == 1 && (chain == nullptr || sk_X509_num(chain) == 0))
+    SSL_CTX_build_cert_chain(native, SSL_BUILD_CHAIN_FLAG_IGNORE_ERROR | SSL_BUILD_CHAIN_FLAG_CLEAR_ERROR);
+  ERR_clear_error();
+
   if (!s.alpn.empty()) {
     auto list = std::make_shared<AlpnList>();
     for (const auto& p : s.alpn) {

@@ -7,7 +7,11 @@ no certificate is asked for. identity_as_username puts the certificate's CN / SA
 """
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
+from cryptography import x509
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 import certs
 import tlsclient as t
@@ -54,6 +58,23 @@ def test_server_certificate_chain_is_sent(tls_broker, pki):
     out = t.try_connect(b.tls_port, t.client_context(pki), "chain-server")
     assert out.connack is not None and out.connack.fields["reason"] == 0, out
     assert out.peer_cert == pki.server_chained.der
+
+
+def test_server_chain_completed_from_ca_file(tls_broker, pki, tmp_path):
+    """cert_file holding only a server certificate issued by an intermediate CA, ca_file holding the
+    intermediate and the root: petrel completes its chain from the CA store (built once when the listener
+    loads its certificates, not per handshake), so a client trusting only the root verifies it, on every
+    connection."""
+    leaf = pki.intermediate.issue(
+        tmp_path / "server-leaf-only", "localhost", eku=(ExtendedKeyUsageOID.SERVER_AUTH,),
+        sans=(x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))))
+    cas = tmp_path / "cas.pem"
+    cas.write_bytes(pki.intermediate.cert.read_bytes() + pki.ca.read_bytes())
+    b = tls_broker(cert_file=leaf.cert, key_file=leaf.key, client_cert="optional", ca_file=cas, crl_file=None)
+    for i in range(3):
+        out = t.try_connect(b.tls_port, t.client_context(pki), f"chain-built-{i}")
+        assert out.connack is not None and out.connack.fields["reason"] == 0, out
+        assert out.peer_cert == leaf.der
 
 
 @pytest.mark.parametrize("kind", list(REFUSED))
