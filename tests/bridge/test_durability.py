@@ -97,7 +97,8 @@ def test_petrel_killed_while_its_queue_holds_messages(make_broker, mosquitto, pe
     b2 = petrel_restart(b, config, crash=True)
     summary = helpers.store_summary(b2)
     assert summary["queued"] + summary["inflight"] >= 500, summary
-    assert "bridge 'cloud': local session '$bridge/cloud' resumed (500 queued" in b2.log_text()
+    # Logged just after the store's line: wait for it rather than read the log once.
+    b2.wait_log("bridge 'cloud': local session '$bridge/cloud' resumed (500 queued")
     remote.start()
     connected(b2, "cloud")
     helpers.sentinel(b2, "sensors/s1", b"999999")
