@@ -743,7 +743,7 @@ void Bridge::send_ack(PacketType type, std::uint16_t packet_id, ReasonCode reaso
 
 void Bridge::out(std::string_view bytes) {
   if (!held_.empty()) {
-    held_.back().bytes.append(bytes);
+    held_.append(bytes);
     return;
   }
   out_.append(bytes);
@@ -783,26 +783,17 @@ void Bridge::hold_if_stored_since(std::uint64_t mark) {
   if (!store.acks_wait()) return;
   const std::uint64_t ticket = store.thread_ticket();
   if (ticket == mark || store.committed() >= ticket) return;
-  held_.push_back(Held{ticket, {}});
-  // One wake-up at a time, as broker::Client does: the front's commit
-  // releases what it can and release_held() waits for the next front (a
-  // waiter per held acknowledgement cost the store's writer a post per message).
-  if (held_.size() == 1)
+  if (held_.hold(ticket))  // one wake-up at a time (broker/held_back.hpp)
     broker_.wake_when_committed(ticket, std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
 }
 
 void Bridge::release_held() {
   if (held_.empty()) return;
-  const std::uint64_t committed = broker_.session_store().committed();
-  std::size_t n = 0;
-  for (; n < held_.size() && held_[n].ticket <= committed; ++n) out_.append(held_[n].bytes);
-  if (n) {
-    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
-    if (!held_.empty())
-      broker_.wake_when_committed(held_.front().ticket,
-                                  std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
-    write();
-  }
+  const auto r = held_.release(broker_.session_store().committed(),
+                               [&](const std::string& bytes) { out_.append(bytes); });
+  if (r.wait_for)
+    broker_.wake_when_committed(r.wait_for, std::static_pointer_cast<broker::SessionLink>(shared_from_this()));
+  if (r.entries) write();
 }
 
 // ------------------------------------------------------------- status --

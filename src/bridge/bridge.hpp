@@ -58,6 +58,7 @@
 #include "bridge/settings.hpp"
 #include "bridge/topic_map.hpp"
 #include "broker/broker.hpp"
+#include "broker/held_back.hpp"
 #include "mqtt/codec.hpp"
 
 namespace petrel::bridge {
@@ -112,10 +113,6 @@ class Bridge final : public broker::SessionLink, public std::enable_shared_from_
 
  private:
   enum class State : std::uint8_t { Waiting, Connecting, AwaitConnack, Connected, Stopped };
-  struct Held {
-    std::uint64_t ticket;
-    std::string bytes;
-  };
 
   // --- local session
   void attach_local();
@@ -195,7 +192,7 @@ class Bridge final : public broker::SessionLink, public std::enable_shared_from_
   std::string out_;
   bool write_in_flight_ = false;
   bool closing_after_write_ = false;  // shutting down: close once the DISCONNECT is written
-  std::vector<Held> held_;
+  broker::HeldBack held_;  // acknowledgements waiting for the store (broker/held_back.hpp)
   std::string scratch_, topic_scratch_;
   // The remote's limits, from CONNACK.
   std::uint16_t remote_receive_maximum_ = 65535;

@@ -837,7 +837,7 @@ void Client::out(std::string_view bytes) {
   if (held_.empty()) {
     transport_.send(bytes);
   } else {
-    held_.back().bytes.append(bytes);
+    held_.append(bytes);
   }
 }
 
@@ -845,7 +845,7 @@ void Client::out_payload(const MessagePtr& message, std::string_view bytes) {
   if (held_.empty()) {
     transport_.send_payload(message, bytes);
   } else {
-    held_.back().bytes.append(bytes);
+    held_.append(bytes);
   }
 }
 
@@ -859,36 +859,21 @@ void Client::hold_if_stored_since(std::uint64_t mark) {
 void Client::hold_until(std::uint64_t ticket) {
   auto& store = broker_.session_store();
   if (store.committed() >= ticket) return;
-  held_.push_back(Held{ticket, {}});
-  // One wake-up at a time: the commit that releases the front releases
-  // what it can, and release_held() waits for the next front. A waiter per
-  // held acknowledgement cost the writer thread a wake-up (a post to this
-  // loop) per PUBLISH.
-  if (held_.size() == 1) broker_.wake_when_committed(ticket, transport_.shared_link());
+  if (held_.hold(ticket)) broker_.wake_when_committed(ticket, transport_.shared_link());  // one at a time (held_back.hpp)
 }
 
 void Client::send_held_connack() {
   if (!connack_held_) return;
   connack_held_ = false;
-  transport_.send(held_.front().bytes);
-  held_.erase(held_.begin());
+  transport_.send(held_.take_front());
 }
 
 void Client::release_held() {
   if (held_.empty()) return;
-  const std::uint64_t committed = broker_.session_store().committed();
-  std::size_t n = 0;
-  for (; n < held_.size() && held_[n].ticket <= committed; ++n)
-    if (!held_[n].bytes.empty()) transport_.send(held_[n].bytes);
-  if (n) {
-    connack_held_ = false;
-    held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
-    if (held_.empty()) {
-      held_.shrink_to_fit();
-    } else {
-      broker_.wake_when_committed(held_.front().ticket, transport_.shared_link());
-    }
-  }
+  const auto r = held_.release(broker_.session_store().committed(),
+                               [&](const std::string& bytes) { transport_.send(bytes); });
+  if (r.entries) connack_held_ = false;
+  if (r.wait_for) broker_.wake_when_committed(r.wait_for, transport_.shared_link());
 }
 
 void Client::send_publish(const Delivery& d, std::uint16_t packet_id, bool dup) {

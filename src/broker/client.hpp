@@ -23,6 +23,7 @@
 #include <unordered_map>
 
 #include "broker/broker.hpp"
+#include "broker/held_back.hpp"
 #include "mqtt/codec.hpp"
 
 namespace petrel::broker {
@@ -175,13 +176,7 @@ class Client {
     if (!aliases_) aliases_ = std::make_unique<Aliases>();
     return *aliases_;
   }
-  struct Held {
-    std::uint64_t ticket;
-    std::string bytes;
-  };
-  // A vector, not a deque: an empty std::deque allocates ~600 bytes, and
-  // most connections never hold anything back.
-  std::vector<Held> held_;
+  HeldBack held_;
 };
 
 }  // namespace petrel::broker
